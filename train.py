@@ -1,0 +1,16 @@
+"""Align a model toward one Schwartz value: ``python train.py [-m] value=benevolence ...``."""
+
+import hydra
+from omegaconf import DictConfig
+
+import vat.config  # noqa: F401  (registers the config schemas)
+from vat.train import train
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> None:
+    train(cfg)
+
+
+if __name__ == "__main__":
+    main()

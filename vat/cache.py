@@ -1,0 +1,42 @@
+"""Where `vat` keeps what it builds once and reuses: local models, pre states, reference log-probs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from filelock import FileLock
+
+
+def cache_dir() -> Path:
+    """``$VAT_CACHE`` if set, else ``$XDG_CACHE_HOME/vat`` or ``~/.cache/vat``."""
+    if os.environ.get("VAT_CACHE"):
+        return Path(os.environ["VAT_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "vat"
+
+
+@contextlib.contextmanager
+def build_once(target: Path) -> Iterator[Path | None]:
+    """Build a cache directory at most once, atomically, even with several processes racing.
+
+    Yields ``None`` when `target` already exists (nothing to do); otherwise a fresh temporary
+    directory beside it to fill, which is renamed onto `target` only if the block succeeds, so a
+    crash never leaves a half-built entry behind. A file lock serialises concurrent builders
+    (e.g. the ranks of a distributed job).
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if target.exists():
+            yield None
+            return
+        tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+        try:
+            yield tmp
+            os.replace(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,85 @@
+"""`ItemSet`: a validated, split scenario-action dataset and the selections training and probes use."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from vat import values as V
+from vat.data.schema import DataError, Item, LoadReport
+
+
+@dataclass(frozen=True)
+class ItemSet:
+    items: tuple[Item, ...]
+    report: LoadReport | None = None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    # ------------------------------------------------------------------ selections
+    def where(self, *, split: str | None = None, value: str | None = None,
+              polarity: str | None = None) -> ItemSet:  # fmt: skip
+        v = V.normalize_value(value) if value is not None else None
+        keep = tuple(
+            it for it in self.items
+            if (split is None or it.split == split)
+            and (v is None or it.value == v)
+            and (polarity is None or it.polarity == polarity)
+        )  # fmt: skip
+        return ItemSet(keep, self.report)
+
+    def train(self, value: str | None = None) -> ItemSet:
+        """Train-split items, optionally of one target value (SFT targets, DPO pairs)."""
+        return self.where(split="train", value=value)
+
+    def heldout(self) -> ItemSet:
+        """Held-out (test-split) items of every value: what the probes score. Never trained on."""
+        held = self.where(split="test")
+        missing = [v for v in V.BASIC_VALUES if v not in held.values()]
+        if not held.items:
+            raise DataError("split", None, "split", "the held-out (test) split is empty")
+        if missing:
+            raise DataError("split", None, "value",
+                            f"the held-out split has no scene for values {missing}; the state matrix "
+                            "needs every value (use more scenes or another split seed)")  # fmt: skip
+        return held
+
+    def pairs(self) -> list[tuple[Item, Item]]:
+        """(express, suppress) preference pairs: per (scene, micro_value), zipped in data order."""
+        groups: dict[tuple[str, str], dict[str, list[Item]]] = defaultdict(
+            lambda: {"express": [], "suppress": []}
+        )
+        for it in self.items:
+            groups[it.scene_id, it.micro_value][it.polarity].append(it)
+        return [p for g in groups.values() for p in zip(g["express"], g["suppress"], strict=False)]
+
+    # ------------------------------------------------------------------ facts
+    def scenes(self) -> list[str]:
+        return sorted({it.scene_id for it in self.items})
+
+    def values(self) -> list[str]:
+        present = {it.value for it in self.items}
+        return [v for v in V.BASIC_VALUES if v in present]
+
+    def micro_values(self) -> list[str]:
+        present = {it.micro_value for it in self.items}
+        return [m for m in V.MICRO_VALUES if m in present]
+
+    def describe(self) -> str:
+        """One-paragraph summary: counts per split, scenes, countries, domains, values, micro-values."""
+        splits = Counter(it.split for it in self.items)
+        lines = [
+            f"{len(self.items)} items, {len(self.scenes())} scenes "
+            f"({', '.join(f'{k}: {n}' for k, n in sorted(splits.items(), key=str))}), "
+            f"{len(self.pairs())} express/suppress pairs",
+            f"{len({it.country for it in self.items})} countries, "
+            f"{len({it.domain for it in self.items})} domains, {len(self.values())} values, "
+            f"{len(self.micro_values())} micro-values",
+        ]
+        if self.report is not None:
+            lines.append(self.report.summary())
+        return "\n".join(lines)

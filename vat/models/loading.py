@@ -1,0 +1,131 @@
+"""Load any Hugging Face causal LM with its tokenizer, ready for batched scoring and training."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import get_method
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class LoraSpec:
+    """PEFT LoRA settings (see `peft.LoraConfig`); `target_modules="all-linear"` suits any model."""
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: Any = "all-linear"
+
+
+@dataclass
+class ModelSpec:
+    """How to obtain a model: a Hub id or local path, or a local builder for offline models.
+
+    `build` names a function (dotted path) that returns a local directory, building it into the
+    cache on first use (`vat.models.tiny.tiny_model_dir`, `vat.models.smollm2.smollm2_model_dir`);
+    `build_args` are its keyword arguments. When `build` is set, `pretrained` is ignored.
+    """
+
+    name: str = "???"
+    pretrained: str | None = None
+    build: str | None = None
+    build_args: dict[str, Any] = field(default_factory=dict)
+    revision: str | None = None
+    dtype: str = "float32"
+    trust_remote_code: bool = False
+    padding_side: str = "left"
+    use_chat_template: bool = True  # apply the tokenizer's chat template when it has one
+    lora: LoraSpec | None = None
+
+
+def resolve_path(spec: ModelSpec) -> str:
+    """The directory or Hub id that `from_pretrained` should read."""
+    if spec.build:
+        return str(get_method(spec.build)(**dict(spec.build_args)))
+    if not spec.pretrained:
+        raise ValueError(
+            f"model {spec.name!r}: set model.pretrained (Hub id or path) or model.build"
+        )
+    return spec.pretrained
+
+
+def load_tokenizer(spec: ModelSpec, path: str | None = None):
+    """The tokenizer with a pad token and the configured padding side."""
+    from transformers import AutoTokenizer
+
+    path = path or resolve_path(spec)
+    if spec.trust_remote_code:
+        log.warning("model %s: trust_remote_code=True runs code from %s", spec.name, path)
+    tok = AutoTokenizer.from_pretrained(
+        path, revision=spec.revision, trust_remote_code=spec.trust_remote_code
+    )
+    if spec.padding_side not in ("left", "right"):
+        raise ValueError(f"model.padding_side must be 'left' or 'right', got {spec.padding_side!r}")
+    tok.padding_side = spec.padding_side
+    if tok.pad_token is None:
+        # Padding positions are masked out everywhere, so reusing EOS as pad is safe.
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(spec: ModelSpec, path: str | None = None, *, with_lora: bool = True):
+    """The causal LM in the configured dtype, in eval mode, with LoRA adapters if configured."""
+    from transformers import AutoModelForCausalLM
+
+    if spec.dtype not in _DTYPES:
+        raise ValueError(f"model.dtype must be one of {sorted(_DTYPES)}, got {spec.dtype!r}")
+    path = path or resolve_path(spec)
+    model = AutoModelForCausalLM.from_pretrained(
+        path,
+        revision=spec.revision,
+        dtype=_DTYPES[spec.dtype],
+        trust_remote_code=spec.trust_remote_code,
+    )
+    model.eval()
+    if with_lora and spec.lora is not None:
+        model = apply_lora(model, spec.lora)
+    return model
+
+
+def apply_lora(model, lora: LoraSpec):
+    from peft import LoraConfig, get_peft_model
+
+    cfg = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, cfg)
+
+
+def load(spec: ModelSpec, *, with_lora: bool = True):
+    """(model, tokenizer) for a `ModelSpec` (or a config node with its fields)."""
+    spec = as_spec(spec)
+    path = resolve_path(spec)
+    return load_model(spec, path, with_lora=with_lora), load_tokenizer(spec, path)
+
+
+def as_spec(cfg: Any) -> ModelSpec:
+    """A `ModelSpec` from a dataclass, dict or OmegaConf node."""
+    if isinstance(cfg, ModelSpec):
+        return cfg
+    from omegaconf import DictConfig, OmegaConf
+
+    d = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    lora = d.pop("lora", None)
+    known = {k: v for k, v in d.items() if k in ModelSpec.__dataclass_fields__}
+    return ModelSpec(**known, lora=LoraSpec(**lora) if lora else None)
+
+
+def local_path(path: str | Path) -> bool:
+    return Path(path).expanduser().exists()
