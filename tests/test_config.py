@@ -18,8 +18,20 @@ def options(group):
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-@pytest.mark.parametrize("config_name", ["train", "evaluate"])
-@pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUPS for o in options(g)])
+def groups_of(config_name):
+    """The config groups a primary config composes (its defaults list)."""
+    defaults = OmegaConf.load(CONF / f"{config_name}.yaml").defaults
+    return [next(iter(d)) for d in defaults if not isinstance(d, str) and next(iter(d)) != "hydra"]
+
+
+CASES = [(c, g, o) for c in ("train", "evaluate") for g in groups_of(c) for o in options(g)]
+
+
+def test_every_group_is_used():
+    assert set(GROUPS) == {g for _, g, _ in CASES}
+
+
+@pytest.mark.parametrize(("config_name", "group", "option"), CASES)
 def test_every_option_composes(compose_cfg, config_name, group, option):
     cfg = compose_cfg(config_name, [f"{group}={option}"])
     node = cfg[group]

@@ -14,7 +14,9 @@ from omegaconf import MISSING
 
 from vat.data.loaders import DEFAULT_POLARITY, DEFAULT_SCENARIO_TEMPLATE
 from vat.data.schema import OnInvalid
+from vat.interventions import NoIntervention, Prompting
 from vat.models.loading import ModelSpec
+from vat.probes import JudgmentProbe, LikelihoodProbe
 
 
 @dataclass
@@ -61,6 +63,21 @@ class ValueConfig:
 
 
 @dataclass
+class MetricsConfig:
+    """Arguments of `vat.metrics.compute_vat` (see vat-spec section 4)."""
+
+    eps: float = 1e-3  # |gain| below this: tax ratios are NaN and flagged
+    coupling: str = "spearman"  # spearman | kendall
+    n_bootstrap: int = 1000
+    bootstrap_scheme: str = "bootstrap"  # bootstrap | subsample (the paper's 80% subsamples)
+    subsample_frac: float = 0.8
+    ci: float = 0.95
+    n_permutations: int = 10000
+    hub_k: int = 3
+    seed: int = 0
+
+
+@dataclass
 class PathsConfig:
     root_dir: str = MISSING
     output_dir: str = MISSING
@@ -73,6 +90,11 @@ def register_configs() -> None:
     cs.store(group="data", name="base_data", node=DataConfig)
     cs.store(group="value", name="base_value", node=ValueConfig)
     cs.store(group="paths", name="base_paths", node=PathsConfig)
+    cs.store(group="metrics", name="base_metrics", node=MetricsConfig)
+    cs.store(group="probe", name="base_likelihood", node=LikelihoodProbe)
+    cs.store(group="probe", name="base_judgment", node=JudgmentProbe)
+    cs.store(group="intervention", name="base_none", node=NoIntervention)
+    cs.store(group="intervention", name="base_prompting", node=Prompting)
 
 
 register_configs()

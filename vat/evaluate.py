@@ -1,14 +1,190 @@
-"""`evaluate(cfg)`: what ``python evaluate.py`` runs."""
+"""`evaluate(cfg)`: what ``python evaluate.py`` runs.
+
+Score the base model (pre) and the post model on the held-out items with one probe, then compute
+every VAT metric and write the run directory:
+
+- ``states_pre/``, ``states_post[_k<strength>]/``: item-level scores (Parquet) and meta;
+- ``states.npz``: the scene x value state matrices (pre and each post) with scene and value names;
+- ``vat.json``: probe validity, every metric with its interval for each post state, the stability
+  profile over the strength axis;
+- ``report.md`` and PNG figures.
+
+The post model is either a checkpoint (``post_model=<HF dir or LoRA adapter dir>``) or the base
+model under a prompting intervention (``intervention=prompting intervention.shots=[2,4,8]``). The
+pre state is cached on disk, keyed by model, held-out items, probe settings and prompt, so a second
+evaluation of the same base model does not recompute it.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from vat.preflight import preflight
+from vat import values as V
+from vat.cache import build_once, cache_dir
+from vat.data import ItemSet
+from vat.metrics import VATResult, compute_vat, stability
+from vat.models import as_spec, load
+from vat.models.loading import load_model
+from vat.probes.base import ProbeResult, PromptContext, fingerprint, validity
 from vat.run import build_items, setup
+
+log = logging.getLogger(__name__)
+
+
+def items_fingerprint(items: ItemSet) -> str:
+    return fingerprint(
+        [(i.id, i.scene_id, i.micro_value, i.polarity, i.scenario, i.action) for i in items]
+    )
+
+
+def score_cached(probe, model, tokenizer, items: ItemSet, ctx: PromptContext | None, model_key: dict,
+                 use_cache: bool = True) -> ProbeResult:  # fmt: skip
+    """`probe.score(...)`, reusing a cached result for the same model, items, probe and prompt."""
+    if not use_cache:
+        return probe.score(model, tokenizer, items, ctx)
+    key = fingerprint(
+        model_key, items_fingerprint(items), probe.config(), ctx.fingerprint() if ctx else None
+    )
+    target = cache_dir() / "states" / f"{probe.name}-{key}"
+    with build_once(target) as tmp:
+        if tmp is None:
+            log.info("pre state from cache: %s", target)
+            return ProbeResult.load(target)
+        result = probe.score(model, tokenizer, items, ctx)
+        result.save(tmp)
+    return result
+
+
+def model_key(cfg_model) -> dict:
+    spec = as_spec(cfg_model)
+    return {
+        k: getattr(spec, k)
+        for k in ("name", "pretrained", "build", "build_args", "revision", "dtype")
+    }
+
+
+def load_post_model(path: str, spec):
+    """A full checkpoint directory, or a PEFT adapter directory on top of the base model."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise FileNotFoundError(f"post_model={path}: no such directory")
+    if (p / "adapter_config.json").exists():
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(load_model(spec, with_lora=False), p).eval()
+    return load_model(spec, str(p), with_lora=False)
+
+
+def metrics_for(pre: ProbeResult, post: ProbeResult, target: str, mcfg: DictConfig) -> VATResult:
+    scenes, names, S_pre = pre.state("value")
+    _, _, S_post = post.state("value", scenes)
+    return compute_vat(
+        S_pre, S_post, target, names,
+        eps=mcfg.eps, coupling_method=mcfg.coupling, n_bootstrap=mcfg.n_bootstrap,
+        n_permutations=mcfg.n_permutations, seed=mcfg.seed, hub_k=mcfg.hub_k,
+        bootstrap_scheme=mcfg.bootstrap_scheme, subsample_frac=mcfg.subsample_frac, ci=mcfg.ci,
+    )  # fmt: skip
 
 
 def evaluate(cfg: DictConfig) -> dict:
     out = setup(cfg)
+    target = V.normalize_value(cfg.value.name)
+    probe = instantiate(cfg.probe)
+    intervention = instantiate(cfg.intervention)
     items = build_items(cfg)
-    return preflight(cfg, items, out)
+    held = items.heldout()
+    if cfg.post_model is None and not intervention.strengths():
+        raise ValueError(
+            "nothing to compare with the base model: set post_model=<checkpoint or adapter dir> "
+            "or intervention=prompting"
+        )
+    spec = as_spec(cfg.model)
+    model, tok = load(spec, with_lora=False)
+    mkey = model_key(cfg.model)
+
+    pre = score_cached(probe, model, tok, held, None, mkey, use_cache=cfg.cache_pre)
+    pre.save(out / "states_pre")
+    valid = validity(pre)
+
+    posts: list[tuple[float | None, ProbeResult]] = []
+    if cfg.post_model is not None:
+        post_model = load_post_model(cfg.post_model, spec)
+        posts.append((None, probe.score(post_model, tok, held)))
+    else:
+        for k in intervention.strengths():
+            ctx = intervention.context(items, target, k)
+            posts.append((k, probe.score(model, tok, held, ctx)))
+
+    scenes, names, S_pre = pre.state("value")
+    arrays = {"scenes": np.array(scenes), "values": np.array(names), "pre": S_pre}
+    results = []
+    for k, post in posts:
+        tag = "post" if k is None else f"post_k{k}"
+        post.save(out / f"states_{tag}")
+        arrays[tag] = post.state("value", scenes)[2]
+        results.append({"strength": k, "result": metrics_for(pre, post, target, cfg.metrics)})
+    np.savez(out / "states.npz", **arrays)
+
+    stab = None
+    if len(results) > 1:
+        rs = [r["result"] for r in results]
+        stab = stability([r["strength"] for r in results], [r.gain for r in rs],
+                         [r.gnd_l1 for r in rs], [r.nvat_offdiag for r in rs])  # fmt: skip
+    payload = {
+        "target": target,
+        "model": spec.name,
+        "probe": probe.name,
+        "probe_config": probe.config(),
+        "intervention": intervention.name
+        if cfg.post_model is None
+        else f"checkpoint:{cfg.post_model}",
+        "n_heldout_items": len(held),
+        "n_heldout_scenes": len(held.scenes()),
+        "validity": json.loads(valid.to_json(orient="records")),
+        "pre_meta": pre.meta,
+        "results": [{"strength": r["strength"], **r["result"].to_dict()} for r in results],
+        "stability": None if stab is None else _jsonable(stab),
+    }
+    (out / "vat.json").write_text(json.dumps(payload, indent=2, allow_nan=False))
+    write_outputs(out, payload, results, valid, stab)
+    return payload
+
+
+def write_outputs(out: Path, payload: dict, results: list[dict], valid, stab) -> None:
+    """Figures, report.md and the console summary for the last (strongest) post state."""
+    from vat.report import gain_tax_point, make_figures, summary_table, write_report
+
+    last, k = results[-1]["result"], results[-1]["strength"]
+    points = [gain_tax_point(r["result"], r["strength"] or 0) for r in results]
+    figures = make_figures(last, out, points=points)
+    write_report(
+        out, result=last, validity=valid, model=payload["model"], probe=payload["probe"],
+        intervention=payload["intervention"] + ("" if k is None else f" (k={k})"),
+        figures=figures, stability=stab,
+    )  # fmt: skip
+    table = summary_table(last, valid)
+    log.info("VAT summary\n%s\n\nwrote %s/vat.json, report.md and figures", table, out)
+
+
+def _jsonable(obj):
+    """A dataclass of floats/tuples as strict-JSON builtins (NaN -> None)."""
+    from dataclasses import asdict
+
+    def fix(v):
+        if isinstance(v, float):
+            return v if np.isfinite(v) else None
+        if isinstance(v, list | tuple):
+            return [fix(x) for x in v]
+        if isinstance(v, dict):
+            return {k: fix(x) for k, x in v.items()}
+        if isinstance(v, np.generic):
+            return fix(v.item())
+        return v
+
+    return fix(asdict(obj))

@@ -1,0 +1,92 @@
+"""The likelihood probe: does the model prefer the express action of a pair to the suppress one?
+
+For each (express, suppress) pair of a held-out (scene, micro-value), after a context that names
+the scene and the micro-value:
+
+    margin = mean_t log p(express tokens | context) - mean_t log p(suppress tokens | context)
+
+(``normalize="sum"`` uses summed instead of per-token log-probs). A positive margin means the model
+leans toward acting on the value. Works for any causal LM, the untrained tiny model included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vat.data import ItemSet
+from vat.probes.base import ProbeResult, PromptContext, items_frame
+from vat.probes.prompts import fields, render, system_text
+from vat.probes.scoring import Request, Scorer, encode_pair
+
+
+@dataclass
+class LikelihoodProbe:
+    # `_target_` is a field so that this dataclass is also the config schema (conf/probe/).
+    _target_: str = "vat.probes.LikelihoodProbe"
+    context_template: str = (
+        "Scenario: {scenario}\nWhat matters most to me here: {micro_label} ({gloss}).\nWhat I do:"
+    )
+    action_template: str = " {action}"
+    use_chat_template: bool = False
+    normalize: str = "mean"  # mean | sum
+    batch_size: int = 16
+    reuse_prefix: bool = True
+    padding_side: str = "right"
+    autocast_dtype: str | None = None
+    progress: bool = True
+
+    name = "likelihood"
+
+    def __post_init__(self):
+        if self.normalize not in ("mean", "sum"):
+            raise ValueError(f"probe.normalize must be 'mean' or 'sum', got {self.normalize!r}")
+        for key in ("{scenario}", "{micro_label}"):
+            if key not in self.context_template:
+                raise ValueError(f"probe.context_template must contain {key}")
+        if "{action}" not in self.action_template:
+            raise ValueError("probe.action_template must contain {action}")
+
+    def config(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in ("progress", "batch_size")}
+
+    def requests(
+        self, tokenizer, items: ItemSet, ctx: PromptContext | None = None
+    ) -> list[Request]:
+        shots = [
+            (
+                self.context_template.format(**fields(s, a, m)),
+                self.action_template.format(action=a).strip(),
+            )
+            for s, a, m in (ctx.examples if ctx else [])
+        ]
+        reqs = []
+        for it in items:
+            f = fields(it.scenario, it.action, it.micro_value)
+            context = render(
+                tokenizer, shots, self.context_template.format(**f), self.use_chat_template,
+                system_text(ctx), plain_answer_prefix=" ",
+            )  # fmt: skip
+            c, x = encode_pair(tokenizer, context, self.action_template.format(**f))
+            reqs.append(Request(tuple(c), tuple(x), group=it.scene_id))
+        return reqs
+
+    def score(
+        self, model, tokenizer, items: ItemSet, ctx: PromptContext | None = None
+    ) -> ProbeResult:
+        scorer = Scorer(
+            model, batch_size=self.batch_size, padding_side=self.padding_side,
+            reuse_prefix=self.reuse_prefix, autocast_dtype=self.autocast_dtype,
+            pad_token_id=tokenizer.pad_token_id or 0, progress=self.progress,
+        )  # fmt: skip
+        s = scorer.score(self.requests(tokenizer, items, ctx), desc="likelihood probe")
+        pref = s.mean_logprob if self.normalize == "mean" else s.logprob
+        df = items_frame(items, logprob=s.logprob, n_tokens=s.n_tokens, pref=pref)
+        key = ["scene_id", "value", "micro_value"]
+        e = df[df.polarity == "express"].groupby(key)["pref"].mean()
+        sup = df[df.polarity == "suppress"].groupby(key)["pref"].mean()
+        units = (e - sup).dropna().rename("score").reset_index()
+        return ProbeResult(
+            self.name, df, units, {"n_requests": len(df), "mean_pref": float(np.mean(pref))}
+        )

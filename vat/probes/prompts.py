@@ -1,0 +1,51 @@
+"""Prompt rendering shared by the probes: plain text or the model's chat template."""
+
+from __future__ import annotations
+
+from vat import values as V
+from vat.probes.base import PromptContext
+
+
+def fields(scenario: str, action: str, micro_value: str, k: int | None = None) -> dict:
+    m = V.MICRO[micro_value]
+    out = {
+        "scenario": scenario,
+        "action": action,
+        "micro_label": m.label,
+        "micro_value": m.name,
+        "gloss": m.gloss,
+        "value_label": V.BASIC[m.value].label,
+        "value_goal": V.BASIC[m.value].goal,
+    }
+    if k is not None:
+        out["k"] = k
+    return out
+
+
+def render(tokenizer, turns: list[tuple[str, str]], final_user: str, use_chat: bool,
+           system: str | None, plain_answer_prefix: str = "") -> str:  # fmt: skip
+    """The context text for a final user message after example turns [(user, assistant), ...].
+
+    With `use_chat` the tokenizer's chat template renders system, example turns and the final user
+    message with the generation prompt; otherwise plain text blocks separated by blank lines, each
+    answer after `plain_answer_prefix`.
+    """
+    if use_chat:
+        if tokenizer.chat_template is None:
+            raise ValueError(
+                "probe.use_chat_template=true but this tokenizer has no chat template; "
+                "set probe.use_chat_template=false for base models"
+            )
+        msgs = [{"role": "system", "content": system}] if system else []
+        for u, a in turns:
+            msgs += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
+        msgs.append({"role": "user", "content": final_user})
+        return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    parts = [system] if system else []
+    parts += [f"{u}{plain_answer_prefix}{a}" for u, a in turns]
+    parts.append(final_user + plain_answer_prefix.rstrip(" "))
+    return "\n\n".join(parts)
+
+
+def system_text(ctx: PromptContext | None) -> str | None:
+    return ctx.system if ctx is not None else None

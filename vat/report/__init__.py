@@ -1,0 +1,66 @@
+"""Reporting for VAT results: console summary, Markdown report and PNG figures.
+
+`summary_table` and `write_report` (text) are imported eagerly; the figure functions are loaded on
+first use, because importing `vat.report.figures` pulls in matplotlib and selects its headless Agg
+backend, which a caller that only wants text (or has its own interactive backend) should not pay for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from vat.report.markdown import (
+    circumplex_sentence,
+    fmt,
+    fmt_interval,
+    fmt_p,
+    interpretation,
+    summary_table,
+    write_report,
+)
+
+if TYPE_CHECKING:
+    from vat.report.figures import (
+        gain_tax_point,
+        make_figures,
+        plot_coupling,
+        plot_gain_vs_tax,
+        plot_shift_circumplex,
+        plot_tau,
+        stability_points,
+    )
+
+__all__ = [
+    "circumplex_sentence",
+    "fmt",
+    "fmt_interval",
+    "fmt_p",
+    "gain_tax_point",
+    "interpretation",
+    "make_figures",
+    "plot_coupling",
+    "plot_gain_vs_tax",
+    "plot_shift_circumplex",
+    "plot_tau",
+    "stability_points",
+    "summary_table",
+    "write_report",
+]
+
+_FIGURES = {
+    "gain_tax_point",
+    "make_figures",
+    "plot_coupling",
+    "plot_gain_vs_tax",
+    "plot_shift_circumplex",
+    "plot_tau",
+    "stability_points",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562 lazy attribute: the figures module (and matplotlib) loads on first access.
+    if name in _FIGURES:
+        return getattr(importlib.import_module("vat.report.figures"), name)
+    raise AttributeError(f"module 'vat.report' has no attribute {name!r}")
