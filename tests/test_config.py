@@ -1,6 +1,5 @@
 """Every option of every config group composes; typos and bad values fail at compose time."""
 
-import json
 from pathlib import Path
 
 import pytest
@@ -68,16 +67,3 @@ def test_wrong_type_fails_at_compose(compose_cfg):
     assert isinstance(e.value.__cause__, ValidationError)
     with pytest.raises(ConfigCompositionException, match="on_invalid"):
         compose_cfg("train", ["data.on_invalid=ignore"])
-
-
-@pytest.mark.slow
-def test_train_entry_runs_preflight_on_tiny(compose_cfg):
-    from vat.train import train
-
-    cfg = compose_cfg("train", ["model=tiny", "value=security"])
-    report = train(cfg)
-    out = Path(cfg.paths.output_dir)
-    assert json.loads((out / "preflight.json").read_text()) == json.loads(json.dumps(report))
-    assert report["data"]["target"] == "security" and report["data"]["n_train_pairs_target"] > 0
-    saved = OmegaConf.load(out / "config.yaml")
-    assert saved.model.name == "tiny" and "${" not in OmegaConf.to_yaml(saved)  # saved resolved

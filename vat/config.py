@@ -67,7 +67,7 @@ class MetricsConfig:
     """Arguments of `vat.metrics.compute_vat` (see vat-spec section 4)."""
 
     eps: float = 1e-3  # |gain| below this: tax ratios are NaN and flagged
-    coupling: str = "spearman"  # spearman | kendall
+    coupling_method: str = "spearman"  # spearman | kendall
     n_bootstrap: int = 1000
     bootstrap_scheme: str = "bootstrap"  # bootstrap | subsample (the paper's 80% subsamples)
     subsample_frac: float = 0.8

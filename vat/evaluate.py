@@ -81,45 +81,47 @@ def load_post_model(path: str, spec):
     return load_model(spec, str(p), with_lora=False)
 
 
-def metrics_for(pre: ProbeResult, post: ProbeResult, target: str, mcfg: DictConfig) -> VATResult:
+def metrics_for(
+    pre: ProbeResult, post: ProbeResult, target: str, metrics: DictConfig | dict
+) -> VATResult:
+    """`compute_vat` on the pre and post states (rows paired by scene); `metrics` are its kwargs."""
     scenes, names, S_pre = pre.state("value")
     _, _, S_post = post.state("value", scenes)
-    return compute_vat(
-        S_pre, S_post, target, names,
-        eps=mcfg.eps, coupling_method=mcfg.coupling, n_bootstrap=mcfg.n_bootstrap,
-        n_permutations=mcfg.n_permutations, seed=mcfg.seed, hub_k=mcfg.hub_k,
-        bootstrap_scheme=mcfg.bootstrap_scheme, subsample_frac=mcfg.subsample_frac, ci=mcfg.ci,
-    )  # fmt: skip
+    return compute_vat(S_pre, S_post, target, names, **dict(metrics))
 
 
 def evaluate(cfg: DictConfig) -> dict:
     out = setup(cfg)
-    target = V.normalize_value(cfg.value.name)
-    probe = instantiate(cfg.probe)
-    intervention = instantiate(cfg.intervention)
+    probe = instantiate(cfg.probe, _convert_="all")
+    intervention = instantiate(cfg.intervention, _convert_="all")
     items = build_items(cfg)
+    return measure(cfg, items, probe, intervention, out, post_model=cfg.post_model)
+
+
+def measure(cfg: DictConfig, items: ItemSet, probe, intervention, out: Path,
+            post_model: str | None = None, model_and_tokenizer=None) -> dict:  # fmt: skip
+    """Pre vs post on the held-out items with one probe; writes states, vat.json, report, figures."""
+    target = V.normalize_value(cfg.value.name)
     held = items.heldout()
-    if cfg.post_model is None and not intervention.strengths():
+    if post_model is None and not intervention.strengths():
         raise ValueError(
             "nothing to compare with the base model: set post_model=<checkpoint or adapter dir> "
             "or intervention=prompting"
         )
     spec = as_spec(cfg.model)
-    model, tok = load(spec, with_lora=False)
-    mkey = model_key(cfg.model)
+    model, tok = model_and_tokenizer or load(spec, with_lora=False)
+    out.mkdir(parents=True, exist_ok=True)
 
-    pre = score_cached(probe, model, tok, held, None, mkey, use_cache=cfg.cache_pre)
+    pre = score_cached(probe, model, tok, held, None, model_key(cfg.model), use_cache=cfg.cache_pre)
     pre.save(out / "states_pre")
     valid = validity(pre)
 
     posts: list[tuple[float | None, ProbeResult]] = []
-    if cfg.post_model is not None:
-        post_model = load_post_model(cfg.post_model, spec)
-        posts.append((None, probe.score(post_model, tok, held)))
+    if post_model is not None:
+        posts.append((None, probe.score(load_post_model(post_model, spec), tok, held)))
     else:
         for k in intervention.strengths():
-            ctx = intervention.context(items, target, k)
-            posts.append((k, probe.score(model, tok, held, ctx)))
+            posts.append((k, probe.score(model, tok, held, intervention.context(items, target, k))))
 
     scenes, names, S_pre = pre.state("value")
     arrays = {"scenes": np.array(scenes), "values": np.array(names), "pre": S_pre}
@@ -141,9 +143,7 @@ def evaluate(cfg: DictConfig) -> dict:
         "model": spec.name,
         "probe": probe.name,
         "probe_config": probe.config(),
-        "intervention": intervention.name
-        if cfg.post_model is None
-        else f"checkpoint:{cfg.post_model}",
+        "intervention": intervention.name if post_model is None else f"checkpoint:{post_model}",
         "n_heldout_items": len(held),
         "n_heldout_scenes": len(held.scenes()),
         "validity": json.loads(valid.to_json(orient="records")),

@@ -1,19 +1,266 @@
-"""`train(cfg)`: what ``python train.py`` runs."""
+"""`train(cfg)`: what ``python train.py`` runs.
+
+method=sft|dpo: fine-tune toward the target value with Lightning while `VATCallback` writes the VAT
+curve; method=prompting: no training, the same measurement under a value prompt. Order of work:
+config and data checks (seconds) -> tokenizer and training set -> reference log-probs and the
+value-gap check (DPO) -> Trainer.fit -> HF export -> final report.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
-from omegaconf import DictConfig
+import lightning as L
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
 
-from vat.preflight import preflight
+from vat import values as V
+from vat.cache import build_once, cache_dir
+from vat.data.training import (
+    EpochShuffleSampler,
+    PreferenceCollator,
+    PreferenceDataset,
+    SFTCollator,
+    SFTDataset,
+    TrainPrompt,
+)
+from vat.evaluate import measure, model_key
+from vat.losses import sequence_logps
+from vat.models import as_spec, load_model, load_tokenizer
+from vat.preflight import check_items
+from vat.probes.base import fingerprint
 from vat.run import build_items, setup
 
 log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> dict:
-    """Validate data, target value and model (preflight). The SFT/DPO training loop builds on this."""
     out = setup(cfg)
     items = build_items(cfg)
-    return preflight(cfg, items, out)
+    target = V.normalize_value(cfg.value.name)
+    data_check = check_items(items, target)
+    if cfg.method.name == "prompting":
+        return train_prompting(cfg, items, out)
+
+    spec = as_spec(cfg.model)
+    tokenizer = load_tokenizer(spec)
+    prompt = TrainPrompt(**cfg.prompt)
+    is_dpo = cfg.method.name == "dpo"
+    dataset = (PreferenceDataset if is_dpo else SFTDataset)(items, target, tokenizer, prompt)
+    collate = (PreferenceCollator if is_dpo else SFTCollator)(pad_token_id=tokenizer.pad_token_id)
+    world = int(cfg.trainer.get("devices", 1) or 1) * int(cfg.trainer.get("num_nodes", 1) or 1)
+    accumulate = accumulation_steps(cfg.batch.global_size, cfg.batch.micro_size, world)
+    loader = DataLoader(
+        dataset, batch_size=cfg.batch.micro_size, sampler=EpochShuffleSampler(len(dataset), cfg.seed),
+        collate_fn=collate, num_workers=cfg.batch.num_workers,
+    )  # fmt: skip
+
+    module = instantiate(cfg.method.module)
+    summary: dict = {"data": data_check, "method": cfg.method.name, "target": target}
+    if is_dpo:
+        ref = reference_logps(cfg, dataset, collate, average=module.average_logps)
+        gap = value_gap(ref, dataset, module)
+        summary["value_gap"] = gap
+        (out / "value_gap.json").write_text(json.dumps(gap, indent=2))
+        if module.reference == "precomputed":
+            module.set_reference_logps(ref)
+
+    held = items.heldout()
+    # Objects go in after instantiation: Hydra would turn a dataclass argument into a config.
+    probes = {name: instantiate(p, _convert_="all") for name, p in cfg.probes.items()}
+    vat_cb = instantiate(cfg.callbacks.vat, _partial_=True, _convert_="all")(
+        probes=probes,
+        heldout=held,
+        target=target,
+        tokenizer=tokenizer,
+        model_key=model_key(cfg.model),
+        out_dir=out,
+    )
+    ckpt_dir = Path(cfg.callbacks.checkpoint.dirpath)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, ckpt_dir / "config.yaml")  # the resolved config beside the checkpoints
+    callbacks = [vat_cb] + [instantiate(c) for k, c in cfg.callbacks.items() if k != "vat" and c]
+    loggers = [instantiate(lg) for lg in cfg.logger.values() if lg] if cfg.get("logger") else False
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers,
+                                     accumulate_grad_batches=accumulate)  # fmt: skip
+    for lg in trainer.loggers:
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        if is_dpo:
+            lg.log_metrics({f"value_gap/{k}": v for k, v in summary["value_gap"].items()
+                            if isinstance(v, int | float)}, step=0)  # fmt: skip
+    try:
+        trainer.fit(module, train_dataloaders=loader, ckpt_path=cfg.ckpt_path)
+        if trainer.is_global_zero:
+            summary["export"] = export_hf(module.model, tokenizer, out)
+            summary["final"] = final_report(out, vat_cb, summary, cfg)
+            (out / "summary.json").write_text(
+                json.dumps(strict_json(summary), indent=2, allow_nan=False)
+            )
+    finally:
+        _finish_wandb()  # the next cell of a multirun must start its own W&B run
+    return summary
+
+
+def _finish_wandb() -> None:
+    import sys
+
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()
+
+
+def train_prompting(cfg: DictConfig, items, out: Path) -> dict:
+    """method=prompting: the base model under the value prompt, scored with every probe."""
+    spec = as_spec(cfg.model)
+    from vat.models import load
+
+    model_tok = load(spec, with_lora=False)
+    intervention = instantiate(cfg.method.intervention, _convert_="all")
+    results = {}
+    for name, probe_cfg in cfg.probes.items():
+        probe = instantiate(probe_cfg, _convert_="all")
+        results[name] = measure(
+            cfg, items, probe, intervention, out / name, model_and_tokenizer=model_tok
+        )
+    (out / "summary.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
+def strict_json(obj):
+    """Builtins only, NaN/inf as None: summary.json stays valid strict JSON."""
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [strict_json(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return strict_json(obj.item())
+    return obj
+
+
+def accumulation_steps(global_size: int, micro_size: int, world_size: int) -> int:
+    """Gradient accumulation so that micro x world x accumulation = global batch (in examples)."""
+    per_step = micro_size * world_size
+    if micro_size < 1 or global_size < 1 or global_size % per_step:
+        raise ValueError(
+            f"batch.global_size={global_size} must be a positive multiple of batch.micro_size "
+            f"({micro_size}) x world size ({world_size}) = {per_step}"
+        )
+    return global_size // per_step
+
+
+@torch.no_grad()
+def reference_logps(cfg: DictConfig, dataset, collate, average: bool) -> torch.Tensor:
+    """(N, 2) reference log-probs (chosen, rejected) of every training pair, by dataset index.
+
+    The base model (no adapters) is the reference. Computed once and cached on disk, keyed by
+    model, training pairs and prompt template, so later runs and sweep cells reuse it.
+    """
+    pairs = [(ex["chosen_input_ids"], ex["rejected_input_ids"]) for ex in dataset.examples]
+    key = fingerprint(model_key(cfg.model), pairs, average)
+    target = cache_dir() / "reference" / key
+    with build_once(target) as tmp:  # atomic, once per key even with several processes
+        if tmp is None:
+            log.info("reference log-probs from cache: %s", target)
+        else:
+            model = load_model(as_spec(cfg.model), with_lora=False)
+            ref = torch.zeros(len(dataset), 2, dtype=torch.float64)
+            loader = DataLoader(
+                dataset, batch_size=cfg.batch.micro_size, shuffle=False, collate_fn=collate
+            )
+            for batch in loader:
+                logits = model(
+                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+                ).logits
+                logps, _ = sequence_logps(logits, batch["labels"], average=average)
+                b = len(batch["index"])
+                ref[batch["index"], 0] = logps[:b].double()
+                ref[batch["index"], 1] = logps[b:].double()
+            torch.save(ref, tmp / "ref.pt")
+    return torch.load(target / "ref.pt", weights_only=True)
+
+
+def value_gap(ref: torch.Tensor, dataset, module) -> dict:
+    """Do chosen and rejected actually differ under the reference? ("Value Drifts", Bhatia 2025).
+
+    DPO moves a value only through pairs whose log-prob margin it can still change. We report the
+    reference margin log p(chosen) - log p(rejected) over the training pairs and warn when the pairs
+    are already separated (little left to learn) or indistinguishable.
+    """
+    m = (ref[:, 0] - ref[:, 1]).numpy()
+    share = float((m > 0).mean())
+    gap = {
+        "n_pairs": len(m),
+        "margin_mean": float(m.mean()),
+        "margin_std": float(m.std()),
+        "margin_p10": float(np.percentile(m, 10)),
+        "margin_p90": float(np.percentile(m, 90)),
+        "share_chosen_preferred": share,
+        "warning": None,
+    }
+    if share > 0.9:
+        gap["warning"] = (f"{share:.0%} of training pairs are already preferred the right way by the "
+                          "reference: DPO has little left to learn on them")  # fmt: skip
+    elif float(np.abs(m).max()) < 1e-3:
+        gap["warning"] = "chosen and rejected are indistinguishable under the reference"
+    log.info("value-gap check: %s", json.dumps(gap))
+    if gap["warning"]:
+        log.warning("value-gap check: %s", gap["warning"])
+    return gap
+
+
+def export_hf(model, tokenizer, out: Path) -> dict:
+    """The final model in Hugging Face format: the adapter (LoRA) and the merged model."""
+    paths = {}
+    if hasattr(model, "peft_config"):
+        model.save_pretrained(out / "hf_adapter")
+        tokenizer.save_pretrained(out / "hf_adapter")
+        paths["adapter"] = str(out / "hf_adapter")
+        merged = model.merge_and_unload()
+    else:
+        merged = model
+    merged.save_pretrained(out / "hf_model")
+    tokenizer.save_pretrained(out / "hf_model")
+    paths["model"] = str(out / "hf_model")
+    return paths
+
+
+def final_report(out: Path, cb, summary: dict, cfg: DictConfig) -> dict:
+    """Per probe: the measurement report at the last step, plus the curve figure over steps."""
+    from vat.probes.base import validity
+    from vat.report import make_figures, plot_curve, write_report
+    from vat.report.markdown import interpretation
+
+    rows = [json.loads(line) for line in cb.curve_path.read_text().splitlines() if line.strip()]
+    final = {}
+    lines = [f"# VAT run: {cfg.method.name} toward {V.BASIC[summary['target']].label}", "",
+             f"Model `{cfg.model.name}`, {summary['data']['n_train_pairs_target']} training pairs, "
+             f"{summary['data']['n_heldout_scenes']} held-out scenes.", ""]  # fmt: skip
+    if "value_gap" in summary:
+        g = summary["value_gap"]
+        lines += ["## Value-gap check (before training)", "",
+                  f"Reference margin log p(chosen) - log p(rejected): mean {g['margin_mean']:.3f} "
+                  f"(sd {g['margin_std']:.3f}); chosen already preferred in "
+                  f"{g['share_chosen_preferred']:.0%} of {g['n_pairs']} pairs.",
+                  f"**Warning:** {g['warning']}." if g["warning"] else "No warning.", ""]  # fmt: skip
+    for name, (step, res) in cb.last.items():
+        d = out / f"report_{name}"
+        figs = make_figures(res, d)
+        figs["curve"] = plot_curve(
+            [r for r in rows if r["probe"] == name], d / "curve.png", probe=name
+        )
+        write_report(d, result=res, validity=validity(cb.pre[name]), model=cfg.model.name,
+                     probe=name, intervention=f"{cfg.method.name} (step {step})", figures=figs)  # fmt: skip
+        final[name] = {"step": step, "gain": res.gain, "gain_ci": res.intervals["gain"],
+                       "gnd_l1": res.gnd_l1, "gnd_ci": res.intervals["gnd_l1"],
+                       "nvat_offdiag": res.nvat_offdiag, "gain_too_small": res.gain_too_small}  # fmt: skip
+        lines += [f"## Probe `{name}` at step {step}", "", interpretation(res), "",
+                  f"![VAT curve]({d.name}/curve.png)", "", f"Full report: [{d.name}/report.md]({d.name}/report.md)", ""]  # fmt: skip
+    (out / "report.md").write_text("\n".join(lines))
+    return final

@@ -29,10 +29,12 @@ ORDERS = ("forward", "reverse")
 @dataclass
 class JudgmentProbe:
     _target_: str = "vat.probes.JudgmentProbe"  # a field so this dataclass is the config schema
+    # The question comes before the action so that everything up to the action is shared by all
+    # items of a scene and scored once (prefix reuse): about half the tokens of asking afterwards.
     question_template: str = (
-        "Scenario: {scenario}\nAction: {action}\n\n"
-        "How appropriate is this action in this situation? Answer with a single number from 1 to "
-        "{k}, where 1 means {low} and {k} means {high}."
+        "Scenario: {scenario}\n\nHow appropriate is the action below in this situation? Answer "
+        "with a single number from 1 to {k}, where 1 means {low} and {k} means {high}.\n\n"
+        "Action: {action}"
     )
     low: str = "not at all appropriate"
     high: str = "completely appropriate"
@@ -42,7 +44,7 @@ class JudgmentProbe:
     plain_answer_prefix: str = "\nAnswer: "  # without a chat template, the rating follows this
     batch_size: int = 16
     reuse_prefix: bool = True
-    padding_side: str = "right"
+    padding_side: str = "left"
     autocast_dtype: str | None = None
     progress: bool = True
 

@@ -33,7 +33,7 @@ class LikelihoodProbe:
     normalize: str = "mean"  # mean | sum
     batch_size: int = 16
     reuse_prefix: bool = True
-    padding_side: str = "right"
+    padding_side: str = "left"
     autocast_dtype: str | None = None
     progress: bool = True
 

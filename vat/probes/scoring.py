@@ -88,7 +88,8 @@ class Scorer:
     Args:
         model: a Hugging Face causal LM (PEFT-wrapped is fine).
         batch_size: sequences per forward pass.
-        padding_side: "right" or "left"; both give the same scores.
+        padding_side: "left" (default: continuations right-aligned, so the LM head runs only on
+            the trailing columns) or "right"; both give the same scores.
         reuse_prefix: run the shared token prefix of each request group once (KV cache).
         min_prefix: shortest shared prefix (tokens) worth reusing.
         autocast_dtype: None (the model's own dtype), "bfloat16" or "float16" autocast.
@@ -100,7 +101,7 @@ class Scorer:
         model,
         *,
         batch_size: int = 16,
-        padding_side: str = "right",
+        padding_side: str = "left",
         reuse_prefix: bool = True,
         min_prefix: int = 8,
         autocast_dtype: str | None = None,
@@ -232,10 +233,19 @@ class Scorer:
         kw = {}
         if cache is not None:
             kw[_cache_kwarg(self.model)] = _repeat_cache(cache, b)
+        # Only the columns we read need the LM head (vocab-sized rows): from the earliest logit any
+        # row needs to the end. With left padding continuations are right-aligned, so this is
+        # just the longest continuation; the head and the log-softmax skip the whole context.
+        first = min(off + c - 1 - k for c, off in zip(ctx_lens, offsets, strict=True))
+        if _supports_logits_to_keep(self.model):
+            kw["logits_to_keep"] = width - first
+        else:
+            first = 0
         with self._autocast():
             logits = self.model(
                 input_ids=ids.to(self.device), attention_mask=full_mask, position_ids=pos, **kw
             ).logits
+        offsets = [off - first for off in offsets]  # columns now count from `first`
 
         # Gather only the rows x columns we read, then one float32 log-softmax over them.
         rows, cols, targets, owner = [], [], [], []
@@ -271,6 +281,11 @@ def _common_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
         if any(s[i] != t for s in seqs):
             return i
     return n
+
+
+def _supports_logits_to_keep(model) -> bool:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
 
 
 def _cache_kwarg(model) -> str:

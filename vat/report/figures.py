@@ -35,6 +35,7 @@ __all__ = [
     "gain_tax_point",
     "make_figures",
     "plot_coupling",
+    "plot_curve",
     "plot_gain_vs_tax",
     "plot_shift_circumplex",
     "plot_tau",
@@ -442,3 +443,30 @@ def make_figures(
             points, out / "gain_vs_tax.png", target=result.target
         )
     return figs
+
+
+def plot_curve(rows: Iterable[Mapping[str, Any]], path: str | Path, *, probe: str = "") -> Path:
+    """The VAT curve over training: gain and GND (with intervals) against the global step.
+
+    `rows` are `vat_curve.jsonl` rows of one probe (null = undefined, drawn as a gap).
+    """
+    rows = sorted(rows, key=lambda r: r["step"])
+    get = lambda k: _arr(r.get(k) for r in rows)  # noqa: E731
+    steps = get("step")
+    fig, axes = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    for ax, key, title in ((axes[0], "gain", "on-target gain G"), (axes[1], "gnd", "GND (L1)")):
+        y = get("gain" if key == "gain" else "gnd_l1")
+        lo, hi = get(f"{key}_lo"), get(f"{key}_hi")
+        ax.plot(steps, y, marker="o", color=_POS if key == "gain" else _NEG)
+        ok = np.isfinite(lo) & np.isfinite(hi)
+        if ok.any():
+            ax.fill_between(
+                steps[ok], lo[ok], hi[ok], alpha=0.2, color=_POS if key == "gain" else _NEG
+            )
+        ax.axhline(0, color="0.5", lw=0.8, ls="--")
+        ax.set_ylabel(title)
+        if not np.isfinite(y).any():
+            _note(ax, "undefined at every step (gain too small)")
+    axes[1].set_xlabel("global step")
+    axes[0].set_title(f"VAT curve{f' ({probe} probe)' if probe else ''}")
+    return _save(fig, path)

@@ -1,0 +1,89 @@
+"""Local check: the metric layer on real models' Likert judgments (VIA task 1, not shipped).
+
+VIA task 1 asked each model, for every (country, topic) scene, to rate the importance of the 56
+Schwartz items on a Likert scale (1 = most important). We turn one model's ratings into a pre state
+and another's into a post state (score = -rating, so higher = endorses more; micro-values averaged
+into their basic value) and compute the full VAT as if the second model were an intervention on
+the first. This exercises every metric on real, messy judgments (ties, missing answers).
+
+Reads ../shared/data/vat_paper (research-only data, never copied into the project):
+    python benchmarks/via_judgments_check.py [pre_model] [post_model] [target]
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from vat import values as V
+from vat.metrics import compute_vat, micro_to_basic_state
+from vat.report import summary_table
+
+DATA = (
+    Path(__file__).resolve().parents[2]
+    / "shared/data/vat_paper/via_value_action_gap/model_judgments_task1"
+)
+
+
+def states(model: str) -> tuple[list[tuple[str, str]], np.ndarray, int]:
+    ratings: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    bad = 0
+    with (DATA / f"{model}_t1.csv").open(encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            m = re.search(r"\{.*\}", row["response"], re.S)
+            try:
+                answers = json.loads(m.group(0)) if m else {}
+            except json.JSONDecodeError:
+                answers = {}
+            if not answers:
+                bad += 1
+            for name, r in answers.items():
+                try:
+                    micro = V.normalize_micro_value(name)
+                    ratings[row["country"], row["topic"]][micro].append(float(r))
+                except (V.UnknownValueError, ValueError):
+                    continue
+    scenes = sorted(ratings)
+    S = np.full((len(scenes), len(V.MICRO_VALUES)), np.nan)
+    for i, sc in enumerate(scenes):
+        for j, m in enumerate(V.MICRO_VALUES):
+            if ratings[sc][m]:
+                S[i, j] = -np.mean(ratings[sc][m])  # 1 = most important -> highest score
+    return scenes, S, bad
+
+
+def main(pre="gpt-3.5-turbo", post="openai-gpt-4o", target="benevolence") -> None:
+    sc_pre, M_pre, bad_pre = states(pre)
+    sc_post, M_post, bad_post = states(post)
+    common = sorted(set(sc_pre) & set(sc_post))
+    idx_pre = [sc_pre.index(s) for s in common]
+    idx_post = [sc_post.index(s) for s in common]
+    S_pre = micro_to_basic_state(M_pre[idx_pre])
+    S_post = micro_to_basic_state(M_post[idx_post])
+    print(
+        f"{pre} -> {post}: {len(common)} shared scenes; unparsed responses {bad_pre} / {bad_post}"
+    )
+    res = compute_vat(S_pre, S_post, target, n_bootstrap=1000, n_permutations=10000, seed=0)
+    print(summary_table(res))
+    print("\nmicro level (target = a micro-value of the target value):")
+    micro_target = V.micro_values_of(target)[0]
+    res_m = compute_vat(
+        M_pre[idx_pre],
+        M_post[idx_post],
+        micro_target,
+        V.MICRO_VALUES,
+        n_bootstrap=200,
+        n_permutations=1000,
+    )
+    print(f"  target {micro_target}: gain {res_m.gain:.3f}, GND {res_m.gnd_l1:.3f}, "
+          f"nvat_offdiag {res_m.nvat_offdiag:.3f}, hubs {', '.join(res_m.hubs)}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -1,0 +1,124 @@
+"""SFT and DPO LightningModules: reference policies, the DPO loss at step 0, frozen references."""
+
+import math
+from functools import partial
+
+import pytest
+import torch
+
+from vat.data import BUNDLED, load_items
+from vat.data.training import PreferenceCollator, PreferenceDataset, TrainPrompt
+from vat.losses import dpo_sigmoid_loss
+from vat.models import ModelSpec, load_tokenizer
+from vat.modules import DPOModule
+
+LORA = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"}
+
+
+@pytest.fixture(scope="module")
+def batch_and_data(tiny_dir):
+    spec = ModelSpec(name="tiny", pretrained=str(tiny_dir))
+    tok = load_tokenizer(spec)
+    ds = PreferenceDataset(load_items(BUNDLED), "benevolence", tok, TrainPrompt())
+    collate = PreferenceCollator(pad_token_id=tok.pad_token_id)
+    return collate([ds[i] for i in range(4)]), ds, collate
+
+
+def _module(tiny_dir, reference, lora=True):
+    cfg = {"name": "tiny", "pretrained": str(tiny_dir), "lora": LORA if lora else None}
+    m = DPOModule(model=cfg, loss=partial(dpo_sigmoid_loss, beta=0.1), optimizer=partial(torch.optim.AdamW, lr=1e-3),
+                  reference=reference)  # fmt: skip
+    m.configure_model()
+    return m
+
+
+@pytest.mark.parametrize("reference", ["adapter_disabled", "frozen_copy"])
+def test_dpo_loss_at_step_zero_is_ln2(tiny_dir, batch_and_data, reference):
+    batch, _, _ = batch_and_data
+    m = _module(tiny_dir, reference)
+    pc, pr, _ = m.concatenated_logps(m.model, batch)
+    rc, rr = m.reference_concatenated(batch)
+    out = m.loss_fn(pc, pr, rc, rr)
+    assert out.loss.item() == pytest.approx(math.log(2), abs=1e-6)
+
+
+def test_precomputed_and_online_reference_give_the_same_loss(tiny_dir, batch_and_data):
+    batch, ds, collate = batch_and_data
+    online = _module(tiny_dir, "adapter_disabled")
+    # make the policy differ from the reference so the loss is not trivially ln 2
+    with torch.no_grad():
+        for n, p in online.model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.05)
+    pre = _module(tiny_dir, "precomputed")
+    pre.model.load_state_dict(online.model.state_dict())
+    # the reference pass exactly as train.py runs it: the base model, its own batches
+    from vat.models import load_model
+
+    base = load_model(ModelSpec(name="tiny", pretrained=str(tiny_dir)), with_lora=False)
+    from vat.losses import sequence_logps
+
+    ref = torch.zeros(len(ds), 2, dtype=torch.float64)
+    with torch.no_grad():
+        for s in range(0, len(ds), 3):  # a different batching than the training batch
+            b = collate([ds[i] for i in range(s, min(s + 3, len(ds)))])
+            lp, _ = sequence_logps(
+                base(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits,
+                b["labels"],
+            )
+            k = len(b["index"])
+            ref[b["index"], 0], ref[b["index"], 1] = lp[:k].double(), lp[k:].double()
+    pre.set_reference_logps(ref)
+    losses = []
+    for m in (online, pre):
+        pc, pr, _ = m.concatenated_logps(m.model, batch)
+        rc, rr = m.reference_concatenated(batch)
+        losses.append(m.loss_fn(pc, pr, rc, rr).loss.item())
+    assert losses[0] == pytest.approx(losses[1], abs=1e-5)
+    assert abs(losses[0] - math.log(2)) > 1e-4
+
+
+def test_adapter_disabled_reference_equals_base_model(tiny_dir, batch_and_data):
+    batch, _, _ = batch_and_data
+    m = _module(tiny_dir, "adapter_disabled")
+    with torch.no_grad():
+        for n, p in m.model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.05)
+    rc, rr = m.reference_concatenated(batch)
+    from vat.models import load_model
+
+    base = load_model(ModelSpec(name="tiny", pretrained=str(tiny_dir)), with_lora=False)
+    bc, br, _ = m.concatenated_logps(base, batch)
+    torch.testing.assert_close(rc, bc.detach(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(rr, br.detach(), atol=1e-5, rtol=0)
+    pc, _, _ = m.concatenated_logps(m.model, batch)
+    assert not torch.allclose(pc, bc, atol=1e-3)  # the policy itself did move
+
+
+def test_frozen_reference_cannot_move(tiny_dir, batch_and_data):
+    batch, _, _ = batch_and_data
+    m = _module(tiny_dir, "frozen_copy", lora=False)
+    assert not any(p.requires_grad for p in m.ref_model.parameters()) and not m.ref_model.training
+    before = {k: v.clone() for k, v in m.ref_model.state_dict().items()}
+    opt = m.configure_optimizers()
+    opt = opt["optimizer"] if isinstance(opt, dict) else opt
+    ids = {id(p) for g in opt.param_groups for p in g["params"]}
+    assert not ids & {id(p) for p in m.ref_model.parameters()}
+    for _ in range(2):
+        pc, pr, _ = m.concatenated_logps(m.model, batch)
+        rc, rr = m.reference_concatenated(batch)
+        m.loss_fn(pc, pr, rc, rr).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    after = m.ref_model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    pc2, _, _ = m.concatenated_logps(m.model, batch)
+    assert not torch.allclose(pc.detach(), pc2.detach())  # the policy trained
+
+
+def test_adapter_disabled_without_lora_fails_fast(tiny_dir):
+    with pytest.raises(ValueError, match="adapter_disabled needs LoRA"):
+        _module(tiny_dir, "adapter_disabled", lora=False)
+    with pytest.raises(ValueError, match=r"method.reference must be one of"):
+        DPOModule(model={}, loss=None, optimizer=None, reference="copy")

@@ -1,0 +1,114 @@
+"""`train.py` end to end on the tiny model: each method, the curve, parameters that move, resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = [
+    "model=tiny", "logger=csv", "~probe@probes.judgment", "callbacks.vat.log_images=false",
+    "metrics.n_bootstrap=100", "metrics.n_permutations=200", "probes.likelihood.progress=false",
+    "~callbacks.progress",
+]  # fmt: skip
+
+
+def curve(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "vat_curve.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["dpo", "sft"])
+def test_train_method_end_to_end(compose_cfg, method):
+    from vat.train import train
+
+    cfg = compose_cfg(
+        "train", [*FAST, f"method={method}", "trainer.max_steps=4", "callbacks.vat.every_n_steps=2"]
+    )
+    out = Path(cfg.paths.output_dir)
+    summary = train(cfg)
+    rows = curve(out)
+    assert [(r["step"], r["probe"]) for r in rows] == [
+        (0, "likelihood"),
+        (2, "likelihood"),
+        (4, "likelihood"),
+    ]
+    assert rows[0]["gain"] == 0 and rows[0]["gain_too_small"] is True
+    assert rows[-1]["gain"] != 0 and set(rows[-1]["shift"]) >= {"benevolence", "power"}
+    # the trained adapter moved: its B matrices are no longer zero
+    from safetensors.torch import load_file
+
+    adapter = load_file(out / "hf_adapter" / "adapter_model.safetensors")
+    assert any(k.endswith("lora_B.weight") and v.abs().sum() > 0 for k, v in adapter.items())
+    assert (out / "hf_model" / "config.json").is_file()
+    assert {"epoch=0-step=2.ckpt", "epoch=0-step=4.ckpt", "last.ckpt", "config.yaml"} <= {
+        p.name for p in (out / "checkpoints").iterdir()
+    }
+    assert (out / "report.md").is_file() and (out / "report_likelihood" / "curve.png").is_file()
+    assert summary["final"]["likelihood"]["step"] == 4
+    if method == "dpo":
+        gap = json.loads((out / "value_gap.json").read_text())
+        assert gap["n_pairs"] == summary["data"]["n_train_pairs_target"]
+        # step-0 DPO loss is ln 2 (policy == reference): the first logged training loss
+        import csv
+
+        metrics = list(csv.DictReader((out / "csv" / "version_0" / "metrics.csv").open()))
+        first = next(float(r["train/loss"]) for r in metrics if r.get("train/loss"))
+        assert first == pytest.approx(0.6931, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_prompting_method_measures_with_each_probe(compose_cfg):
+    from vat.train import train
+
+    cfg = compose_cfg("train", [*FAST, "method=prompting", "method.intervention.shots=[1,2]"])
+    res = train(cfg)
+    out = Path(cfg.paths.output_dir)
+    assert set(res) == {"likelihood"} and [r["strength"] for r in res["likelihood"]["results"]] == [
+        1,
+        2,
+    ]
+    assert (out / "likelihood" / "vat.json").is_file()
+
+
+def _run(args, out, env):
+    return subprocess.Popen([sys.executable, "train.py", *args, f"hydra.run.dir={out}"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
+    """SIGKILL after a checkpoint, resume with ckpt_path=last: same final metrics, no duplicate rows."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # 34 pairs in batches of 17: 2 steps per epoch, a checkpoint at every epoch end
+    args = [*FAST, "trainer.max_steps=8", "callbacks.vat.every_n_steps=2", "batch.micro_size=17",
+            "batch.global_size=17", "method.module.reference=precomputed"]  # fmt: skip
+    ref = tmp_path / "uninterrupted"
+    p = _run(args, ref, env)
+    assert p.wait(timeout=600) == 0, p.stderr.read()
+
+    out = tmp_path / "killed"
+    p = _run(args, out, env)
+    ckpt = out / "checkpoints" / "epoch=1-step=4.ckpt"
+    deadline = time.time() + 600
+    while not ckpt.exists() and p.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert ckpt.exists()
+    p = _run([*args, "ckpt_path=last"], out, env)
+    assert p.wait(timeout=600) == 0, p.stderr.read()
+
+    rows, ref_rows = curve(out), curve(ref)
+    steps = [(r["step"], r["probe"]) for r in rows]
+    assert steps == sorted(set(steps)) == [(s, "likelihood") for s in (0, 2, 4, 6, 8)]
+    for a, b in zip(rows, ref_rows, strict=True):
+        assert a["gain"] == pytest.approx(b["gain"], abs=1e-6), a["step"]
+    final = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+    assert final == 8

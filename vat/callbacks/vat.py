@@ -1,0 +1,214 @@
+"""`VATCallback`: the VAT curve while a model trains.
+
+At the start of training it takes the pre state (the base model, step 0) from the cache or scores
+it; then every `every_n_steps` optimizer steps (the checkpoint cadence) and at the end it scores the
+held-out items with each configured probe, computes the metrics against the pre state and logs,
+against the global step: gain, GND and its interval, nvat_offdiag, the shift per value and the
+hubs. Every row is also appended to ``vat_curve.jsonl`` in the run directory, so the curve exists
+without W&B. A step is never logged twice: on resume the curve is cut back to the restored step
+and continues from there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.utilities import rank_zero_only
+
+from vat.data import ItemSet
+from vat.metrics import VATResult
+from vat.probes.base import ProbeResult
+
+
+def metrics_for(*args, **kwargs):
+    from vat.evaluate import metrics_for as _m
+
+    return _m(*args, **kwargs)
+
+
+log = logging.getLogger(__name__)
+
+
+class VATCallback(L.Callback):
+    def __init__(
+        self,
+        probes: dict[str, Any],
+        heldout: ItemSet,
+        target: str,
+        tokenizer,
+        model_key: dict,
+        out_dir: str | Path,
+        every_n_steps: int = 10,
+        metrics: dict | None = None,
+        log_images: bool = True,
+        cache_pre: bool = True,
+    ):
+        if not probes:
+            raise ValueError("callbacks.vat.probes is empty: configure at least one probe")
+        if every_n_steps < 1:
+            raise ValueError(f"callbacks.vat.every_n_steps must be >= 1, got {every_n_steps}")
+        self.probes = dict(probes)
+        self.heldout = heldout
+        self.target = target
+        self.tokenizer = tokenizer
+        self.model_key = model_key
+        self.out_dir = Path(out_dir)
+        self.curve_path = self.out_dir / "vat_curve.jsonl"
+        self.every_n_steps = every_n_steps
+        self.metrics = dict(metrics or {})
+        self.log_images = log_images
+        self.cache_pre = cache_pre
+        self.pre: dict[str, ProbeResult] = {}
+        self.done: set[tuple[int, str]] = set()
+        self.last: dict[str, tuple[int, VATResult]] = {}
+
+    # ------------------------------------------------------------------ hooks
+    def on_train_start(self, trainer, pl_module) -> None:
+        from vat.evaluate import score_cached
+
+        step = trainer.global_step
+        self._resume_curve(step)
+        for name, probe in self.probes.items():
+            with _base_model_view(pl_module, step) as base:
+                self.pre[name] = score_cached(probe, base, self.tokenizer, self.heldout, None,
+                                              self.model_key, use_cache=self.cache_pre)  # fmt: skip
+            if trainer.is_global_zero:
+                self.pre[name].save(self.out_dir / f"states_pre_{name}")
+        if step == 0:
+            for name in self.probes:  # step 0: post = pre, the curve's origin
+                self._record(trainer, name, 0, self.pre[name], elapsed=0.0)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if step > 0 and step % self.every_n_steps == 0:
+            self.evaluate(trainer, pl_module, step)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.evaluate(trainer, pl_module, trainer.global_step)
+
+    # ------------------------------------------------------------------ work
+    def evaluate(self, trainer, pl_module, step: int) -> None:
+        for name, probe in self.probes.items():
+            if (step, name) in self.done:
+                continue
+            t0 = time.perf_counter()
+            was_training = pl_module.model.training
+            pl_module.model.eval()
+            try:
+                post = probe.score(pl_module.model, self.tokenizer, self.heldout)
+            finally:
+                pl_module.model.train(was_training)
+            self._record(trainer, name, step, post, elapsed=time.perf_counter() - t0)
+
+    def _record(self, trainer, name: str, step: int, post: ProbeResult, elapsed: float) -> None:
+        self.done.add((step, name))
+        if not trainer.is_global_zero:
+            return
+        res = metrics_for(self.pre[name], post, self.target, self.metrics)
+        self.last[name] = (step, res)
+        row = curve_row(res, name, step, trainer.current_epoch, elapsed)
+        self._append(row)
+        self._log(trainer, row, res, name, step)
+
+    @rank_zero_only
+    def _append(self, row: dict) -> None:
+        # One write of one line, flushed and synced: a crash leaves whole rows only.
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with self.curve_path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row, allow_nan=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _log(self, trainer, row: dict, res: VATResult, name: str, step: int) -> None:
+        flat = {f"vat/{name}/{k}": v for k, v in row.items()
+                if isinstance(v, int | float) and v is not None and k not in ("step", "epoch")}  # fmt: skip
+        flat.update({f"vat/{name}/shift/{v}": s for v, s in row["shift"].items() if s is not None})
+        for logger in trainer.loggers:
+            try:
+                logger.log_metrics(flat, step=step)
+            except Exception as e:  # a logging backend failing must not stop training
+                log.warning("logger %s failed at step %d: %s", type(logger).__name__, step, e)
+        if self.log_images:
+            self._log_images(trainer, res, name, step)
+
+    def _log_images(self, trainer, res: VATResult, name: str, step: int) -> None:
+        wandb_loggers = [lg for lg in trainer.loggers if type(lg).__name__ == "WandbLogger"]
+        if not wandb_loggers:
+            return
+        from vat.report import plot_coupling, plot_shift_circumplex
+
+        fig_dir = self.out_dir / "figures" / f"step{step:07d}"
+        figs = {
+            "coupling": plot_coupling(res, fig_dir / f"{name}_coupling.png"),
+            "shift_circumplex": plot_shift_circumplex(res, fig_dir / f"{name}_shift.png"),
+        }
+        for lg in wandb_loggers:
+            try:
+                for fig, path in figs.items():  # one key per figure: W&B wants equal sizes per key
+                    lg.log_image(key=f"vat/{name}/{fig}", images=[str(path)], step=step)
+                lg.log_table(key=f"vat/{name}/shift_table", columns=["value", "shift", "tau"],
+                             data=[[v, res.mean_shift[v], res.tau.get(v)] for v in res.values],
+                             step=step)  # fmt: skip
+            except Exception as e:
+                log.warning("W&B image logging failed at step %d: %s", step, e)
+
+    def _resume_curve(self, step: int) -> None:
+        """Keep the rows up to the restored step (later ones will be recomputed) and mark them done."""
+        if not self.curve_path.exists():
+            return
+        rows = [
+            json.loads(line)
+            for line in self.curve_path.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
+        keep = [r for r in rows if r["step"] <= step]
+        self.done = {(r["step"], r["probe"]) for r in keep}
+        if len(keep) != len(rows) and rank_zero_only.rank == 0:
+            tmp = self.curve_path.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
+            os.replace(tmp, self.curve_path)
+
+
+def curve_row(res: VATResult, probe: str, step: int, epoch: int, elapsed: float) -> dict:
+    """One row of the VAT curve (strict JSON: NaN becomes null)."""
+    d = res.to_dict()
+    return {
+        "step": int(step),
+        "epoch": int(epoch),
+        "probe": probe,
+        "gain": d["gain"],
+        "gain_lo": d["intervals"]["gain"][0],
+        "gain_hi": d["intervals"]["gain"][1],
+        "gain_too_small": d["gain_too_small"],
+        "gnd_l1": d["gnd_l1"],
+        "gnd_lo": d["intervals"]["gnd_l1"][0],
+        "gnd_hi": d["intervals"]["gnd_l1"][1],
+        "nvat_offdiag": d["nvat_offdiag"],
+        "circumplex_consistency": d["circumplex_consistency"],
+        "hubs": d["hubs"],
+        "shift": d["mean_shift"],
+        "eval_seconds": round(float(elapsed), 3),
+    }
+
+
+@contextlib.contextmanager
+def _base_model_view(pl_module, step: int):
+    """The base (pre-training) model: the policy itself at step 0; after resuming, the policy
+    with its adapters disabled, or a freshly loaded base model for full fine-tuning."""
+    model = pl_module.model
+    if step == 0:
+        yield model
+    elif hasattr(model, "disable_adapter"):
+        with model.disable_adapter():
+            yield model
+    else:
+        from vat.models import as_spec, load_model
+
+        yield load_model(as_spec(pl_module.model_cfg), with_lora=False).to(pl_module.device)

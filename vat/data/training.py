@@ -1,0 +1,444 @@
+"""Training data for value alignment: prompts, SFT and preference datasets, and their collators.
+
+Training teaches one target Schwartz value from the train split of an `ItemSet`:
+
+- **SFT** fits the *express* actions of the target value: the model sees the scene and learns to
+  answer with the value-expressing action.
+- **DPO** (and the rest of the preference family in `vat.losses`) prefers, per (scene,
+  micro-value), the express action (chosen) over the suppress action (rejected) for the same
+  prompt.
+
+The prompt shows only the scene (`TrainPrompt.template`); it never names the value, so a trained
+model shows the value without being told to. Held-out (test) items are never read here.
+
+Tokenisation follows the likelihood probe exactly (`vat.probes.scoring.encode_pair`, the
+lm-evaluation-harness split): trailing whitespace of the prompt text moves to the response, the
+response is ``encode(prompt + action)`` minus the prompt's tokens, and no special tokens are added
+beyond what the chat template writes. The log-probability a training loss computes for a response
+is therefore the one the probe machinery computes for the same context and continuation (before
+the EOS token that `TrainPrompt.add_eos` appends so that the model learns to stop). One visible
+consequence: a chat template's generation prompt usually ends in whitespace (ChatML:
+``<|im_start|>assistant\\n``), and that newline becomes the first response token, as it does for the
+probe. It is the same token in a chosen and a rejected response, so it cancels in DPO.
+
+Examples are plain Python lists; the collators pad them on the right into tensors. Labels follow the
+Hugging Face convention that `vat.losses.sequence_logps` reads: aligned with ``input_ids``, with
+``-100`` on the prompt and on padding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import re
+import string
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+from torch.utils.data import Dataset
+
+from vat import values as V
+from vat.data.items import ItemSet
+from vat.data.schema import Item
+from vat.probes.prompts import render
+from vat.probes.scoring import encode_pair
+
+__all__ = [
+    "IGNORE_INDEX",
+    "PreferenceCollator",
+    "PreferenceDataset",
+    "SFTCollator",
+    "SFTDataset",
+    "TrainPrompt",
+    "length_grouped_indices",
+]
+
+log = logging.getLogger(__name__)
+
+# The label that PyTorch's cross entropy and `vat.losses` skip (same value as vat.losses).
+IGNORE_INDEX = -100
+
+# Bumped when the tokenisation changes in a way the fields do not show, so that fingerprints (and
+# the precomputed DPO reference log-probs keyed on them) of older runs stop matching.
+_ENCODING_VERSION = 1
+
+
+def _value_name_pattern() -> re.Pattern[str]:
+    """Whole-word, case-insensitive match of any basic value's label or name in any spelling."""
+    alts = []
+    for v in V.BASIC.values():
+        # "Self-Direction", "self direction", "self_direction" all name the same value.
+        words = re.split(r"[\s\-_]+", v.label)
+        alts.append(r"[\s\-_]*".join(map(re.escape, words)))
+    return re.compile(r"\b(?:" + "|".join(alts) + r")\b", re.IGNORECASE)
+
+
+_VALUE_NAME = _value_name_pattern()
+
+
+@dataclass
+class TrainPrompt:
+    """How an item becomes a (prompt, response) token pair for training.
+
+    Args:
+        template: the user turn; must contain ``{scenario}`` and no other field, and must not name a
+            Schwartz value (training teaches the value without telling the model which one).
+        use_chat_template: render the template as the user turn of the tokenizer's chat template
+            with the generation prompt; the action is the assistant reply. Base models without a
+            chat template need ``False``.
+        plain_answer_prefix: plain-text mode only: the text between the template and the action.
+        max_length: most tokens of prompt + response (EOS included). A longer prompt is cut from the
+            left; the response is never cut.
+        add_eos: append the tokenizer's EOS token to the response, so the model learns to stop.
+    """
+
+    template: str = "Scenario: {scenario}\nWhat do you do?"
+    use_chat_template: bool = True
+    plain_answer_prefix: str = "\nAnswer: "
+    max_length: int = 256
+    add_eos: bool = True
+
+    def __post_init__(self) -> None:
+        names = {f for _, f, _, _ in string.Formatter().parse(self.template) if f is not None}
+        if "scenario" not in names:
+            raise ValueError(f"train prompt template must contain {{scenario}}: {self.template!r}")
+        if names - {"scenario"}:
+            raise ValueError(
+                f"train prompt template may use only {{scenario}}, got fields {sorted(names)}; "
+                "the training prompt must not carry the value, micro-value or action"
+            )
+        named = _VALUE_NAME.search(self.template)
+        if named:
+            raise ValueError(
+                f"train prompt template names the value {named.group(0)!r}; training teaches the "
+                "value without being told, so the template must not mention it"
+            )
+        if self.max_length < 2:
+            raise ValueError(f"train prompt max_length must be >= 2, got {self.max_length}")
+
+    # ---------------------------------------------------------------------------- text
+    def user_text(self, item: Item) -> str:
+        """The user turn for an item: the template filled with its scenario."""
+        return self.template.format(scenario=item.scenario)
+
+    def prompt_text(self, tokenizer, item: Item) -> str:
+        """The full context text before the action (chat template applied, or plain text)."""
+        if self.use_chat_template:
+            if getattr(tokenizer, "chat_template", None) is None:
+                raise ValueError(
+                    "train prompt use_chat_template=true but this tokenizer has no chat template; "
+                    "set use_chat_template=false for base models"
+                )
+            return render(tokenizer, [], self.user_text(item), True, None)
+        # Not `render`'s plain mode: that strips the prefix's trailing space. Here the space stays in
+        # the text and `encode_pair` moves it to the response, as the lm-eval split does.
+        return self.user_text(item) + self.plain_answer_prefix
+
+    # ---------------------------------------------------------------------------- tokens
+    def _eos(self, tokenizer) -> list[int]:
+        if not self.add_eos:
+            return []
+        if tokenizer.eos_token_id is None:
+            raise ValueError("train prompt add_eos=true but the tokenizer has no eos token")
+        return [int(tokenizer.eos_token_id)]
+
+    def _response_ids(self, tokenizer, text: str, action: str) -> tuple[list[int], list[int]]:
+        prompt, response = encode_pair(tokenizer, text, action)
+        return list(prompt), list(response) + self._eos(tokenizer)
+
+    def _fit(
+        self, prompt: list[int], responses: Sequence[tuple[str, list[int]]]
+    ) -> tuple[list[int], bool]:
+        """The prompt cut from the left to fit beside the longest response, and whether it was cut.
+
+        At least one prompt token must remain: the first response token is predicted from the last
+        prompt token, so a response with no prompt left would lose its first target.
+        """
+        for item_id, r in responses:
+            if len(r) >= self.max_length:
+                raise ValueError(
+                    f"item {item_id!r}: the response is {len(r)} tokens (with eos) and "
+                    f"max_length={self.max_length} leaves no room for the prompt; raise max_length "
+                    "(the response is never truncated)"
+                )
+        room = self.max_length - max(len(r) for _, r in responses)
+        return (prompt[-room:], True) if len(prompt) > room else (prompt, False)
+
+    def _encode(self, tokenizer, item: Item) -> tuple[list[int], list[int], bool]:
+        text = self.prompt_text(tokenizer, item)
+        prompt, response = self._response_ids(tokenizer, text, item.action)
+        prompt, cut = self._fit(prompt, [(item.id, response)])
+        return prompt, response, cut
+
+    def _encode_preference(
+        self, tokenizer, chosen: Item, rejected: Item
+    ) -> tuple[list[int], list[int], list[int], bool]:
+        if chosen.scenario != rejected.scenario:
+            raise ValueError(
+                f"preference pair {chosen.id!r} / {rejected.id!r}: different scenarios; a pair "
+                "must share its prompt"
+            )
+        text = self.prompt_text(tokenizer, chosen)
+        prompt, c = self._response_ids(tokenizer, text, chosen.action)
+        _, r = self._response_ids(tokenizer, text, rejected.action)
+        # The context ids depend on the context text only, so one prompt serves both responses.
+        prompt, cut = self._fit(prompt, [(chosen.id, c), (rejected.id, r)])
+        return prompt, c, r, cut
+
+    def encode(self, tokenizer, item: Item) -> tuple[list[int], list[int]]:
+        """(prompt ids, response ids) for an item: `encode_pair` of its prompt and action, + EOS.
+
+        The prompt is cut from the left when prompt + response exceed `max_length`.
+        """
+        prompt, response, _ = self._encode(tokenizer, item)
+        return prompt, response
+
+    def encode_preference(
+        self, tokenizer, chosen: Item, rejected: Item
+    ) -> tuple[list[int], list[int], list[int]]:
+        """(prompt ids, chosen response ids, rejected response ids) sharing one prompt.
+
+        The prompt is cut to fit beside the longer response, so both sequences see the identical
+        context (a DPO pair must differ in the response only).
+        """
+        prompt, c, r, _ = self._encode_preference(tokenizer, chosen, rejected)
+        return prompt, c, r
+
+    def fingerprint(self) -> str:
+        """A stable hash of the fields (a cache key for precomputed reference log-probs)."""
+        blob = json.dumps(
+            {"encoding_version": _ENCODING_VERSION, **asdict(self)},
+            sort_keys=True,
+            ensure_ascii=True,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _labels(prompt: list[int], response: list[int]) -> list[int]:
+    return [IGNORE_INDEX] * len(prompt) + list(response)
+
+
+def _warn_truncated(kind: str, n: int, total: int, max_length: int) -> None:
+    if n:
+        log.warning(
+            "%s: %d of %d prompts were cut from the left to fit max_length=%d",
+            kind, n, total, max_length,
+        )  # fmt: skip
+
+
+class SFTDataset(Dataset):
+    """The express actions of the target value in the train split, as SFT examples.
+
+    Each example is ``{"input_ids", "labels", "id", "index"}``: prompt + response ids, labels
+    ``-100`` on the prompt and the response ids on the response, the item id and the position.
+    Everything is tokenised up front, so a bad item (a response too long) fails at construction.
+    """
+
+    def __init__(self, items: ItemSet, target: str, tokenizer, prompt: TrainPrompt | None = None):
+        self.prompt = prompt or TrainPrompt()
+        self.target = V.normalize_value(target)
+        # `.train()` keeps split == "train" only: held-out items are never trained on.
+        self.items: tuple[Item, ...] = items.train(self.target).where(polarity="express").items
+        if not self.items:
+            raise ValueError(
+                f"no train-split express items for value {self.target!r}; SFT has nothing to fit"
+            )
+        self.examples: list[dict] = []
+        n_cut = 0
+        for i, it in enumerate(self.items):
+            p, r, cut = self.prompt._encode(tokenizer, it)
+            n_cut += cut
+            self.examples.append(
+                {"input_ids": p + r, "labels": _labels(p, r), "id": it.id, "index": i}
+            )
+        _warn_truncated("SFT", n_cut, len(self.items), self.prompt.max_length)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.examples[i]
+
+    @property
+    def lengths(self) -> list[int]:
+        """Token length of each example (for length-grouped batching)."""
+        return [len(e["input_ids"]) for e in self.examples]
+
+
+class PreferenceDataset(Dataset):
+    """One (chosen = express, rejected = suppress) example per train pair of the target value.
+
+    Pairs are `ItemSet.pairs` of the target's train items: same scene and micro-value, so both
+    responses follow the same prompt. Each example is ``{"chosen_input_ids", "chosen_labels",
+    "rejected_input_ids", "rejected_labels", "id", "index", "chosen_id", "rejected_id"}``; ``id`` is
+    ``"{scene_id}/{micro_value}"`` (with ``#k`` appended to the k-th repeat of a group, so ids stay
+    unique) and ``index`` the position, which keys precomputed reference log-probs.
+    """
+
+    def __init__(self, items: ItemSet, target: str, tokenizer, prompt: TrainPrompt | None = None):
+        self.prompt = prompt or TrainPrompt()
+        self.target = V.normalize_value(target)
+        self.pairs: list[tuple[Item, Item]] = items.train(self.target).pairs()
+        if not self.pairs:
+            raise ValueError(
+                f"no train-split (express, suppress) pairs for value {self.target!r}; "
+                "preference training has nothing to compare"
+            )
+        self.examples: list[dict] = []
+        seen: dict[str, int] = {}
+        n_cut = 0
+        for i, (c, r) in enumerate(self.pairs):
+            p, cr, rr, cut = self.prompt._encode_preference(tokenizer, c, r)
+            n_cut += cut
+            key = f"{c.scene_id}/{c.micro_value}"
+            k = seen.get(key, 0)
+            seen[key] = k + 1
+            self.examples.append(
+                {
+                    "chosen_input_ids": p + cr,
+                    "chosen_labels": _labels(p, cr),
+                    "rejected_input_ids": p + rr,
+                    "rejected_labels": _labels(p, rr),
+                    "id": key if k == 0 else f"{key}#{k}",
+                    "index": i,
+                    "chosen_id": c.id,
+                    "rejected_id": r.id,
+                }
+            )
+        _warn_truncated("preference", n_cut, len(self.pairs), self.prompt.max_length)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.examples[i]
+
+    @property
+    def lengths(self) -> list[int]:
+        """Longer of the two sequences of each pair (for length-grouped batching)."""
+        return [
+            max(len(e["chosen_input_ids"]), len(e["rejected_input_ids"])) for e in self.examples
+        ]
+
+
+# --------------------------------------------------------------------------------- collators
+def _pad_right(
+    seqs: Sequence[Sequence[int]], labels: Sequence[Sequence[int]], pad_token_id: int,
+    pad_to_multiple_of: int | None,
+) -> dict[str, torch.Tensor]:  # fmt: skip
+    width = max(len(s) for s in seqs)
+    if pad_to_multiple_of:
+        width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
+    n = len(seqs)
+    ids = torch.full((n, width), pad_token_id, dtype=torch.long)
+    mask = torch.zeros((n, width), dtype=torch.long)
+    lab = torch.full((n, width), IGNORE_INDEX, dtype=torch.long)
+    for row, (s, y) in enumerate(zip(seqs, labels, strict=True)):
+        if len(s) != len(y):
+            raise ValueError(f"row {row}: {len(s)} input ids but {len(y)} labels")
+        ids[row, : len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[row, : len(s)] = 1
+        lab[row, : len(y)] = torch.tensor(y, dtype=torch.long)
+    return {"input_ids": ids, "attention_mask": mask, "labels": lab}
+
+
+class _Collator:
+    def __init__(self, pad_token_id: int, pad_to_multiple_of: int | None = None):
+        if pad_token_id is None:
+            raise ValueError("collator needs a pad_token_id (the tokenizer has no pad token)")
+        if pad_to_multiple_of is not None and pad_to_multiple_of < 1:
+            raise ValueError(f"pad_to_multiple_of must be >= 1 or None, got {pad_to_multiple_of}")
+        self.pad_token_id = int(pad_token_id)
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(pad_token_id={self.pad_token_id}, "
+            f"pad_to_multiple_of={self.pad_to_multiple_of})"
+        )
+
+
+class SFTCollator(_Collator):
+    """SFT examples -> ``input_ids``, ``attention_mask``, ``labels`` (B, L), right-padded.
+
+    Padding gets ``attention_mask`` 0 and label ``-100``; ``index`` (B,) is added when the examples
+    have one.
+    """
+
+    def __call__(self, examples: Sequence[dict]) -> dict[str, torch.Tensor]:
+        out = _pad_right(
+            [e["input_ids"] for e in examples], [e["labels"] for e in examples],
+            self.pad_token_id, self.pad_to_multiple_of,
+        )  # fmt: skip
+        if all("index" in e for e in examples):
+            out["index"] = torch.tensor([e["index"] for e in examples], dtype=torch.long)
+        return out
+
+
+class PreferenceCollator(_Collator):
+    """Preference examples -> one concatenated, right-padded batch for a single forward pass.
+
+    ``input_ids``, ``attention_mask``, ``labels`` are (2B, L): rows ``0..B-1`` the chosen sequences,
+    rows ``B..2B-1`` the rejected ones in the same order, padded to one common L. ``index`` (B,) is
+    the examples' positions in the dataset.
+    """
+
+    def __call__(self, examples: Sequence[dict]) -> dict[str, torch.Tensor]:
+        seqs = [e["chosen_input_ids"] for e in examples] + [
+            e["rejected_input_ids"] for e in examples
+        ]
+        labels = [e["chosen_labels"] for e in examples] + [e["rejected_labels"] for e in examples]
+        out = _pad_right(seqs, labels, self.pad_token_id, self.pad_to_multiple_of)
+        out["index"] = torch.tensor([e["index"] for e in examples], dtype=torch.long)
+        return out
+
+
+def length_grouped_indices(
+    lengths: Sequence[int], batch_size: int, seed: int, mega: int = 50
+) -> list[int]:
+    """A shuffled order in which each batch holds examples of similar length (less padding).
+
+    The indices are shuffled with `seed`, cut into chunks of ``mega * batch_size``, and each chunk
+    is sorted by length (longest first), so consecutive `batch_size` slices are length-homogeneous
+    while the order stays random across chunks. The batch holding the longest example goes first,
+    so an out-of-memory shows at once. Deterministic for a given seed.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    idx = list(range(len(lengths)))
+    random.Random(seed).shuffle(idx)
+    size = max(1, mega * batch_size)
+    order = [
+        i
+        for s in range(0, len(idx), size)
+        for i in sorted(idx[s : s + size], key=lambda j: -lengths[j])
+    ]
+    batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+    if batches:
+        top = max(range(len(batches)), key=lambda b: max(lengths[i] for i in batches[b]))
+        batches[0], batches[top] = batches[top], batches[0]
+    return [i for b in batches for i in b]
+
+
+class EpochShuffleSampler(torch.utils.data.Sampler[int]):
+    """Shuffles with a permutation that depends only on (seed, epoch).
+
+    Lightning calls `set_epoch` at the start of every epoch (as for `DistributedSampler`), so a run
+    resumed from a checkpoint sees exactly the batches an uninterrupted run would have seen.
+    """
+
+    def __init__(self, n: int, seed: int = 0):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n

@@ -1,0 +1,56 @@
+"""Pieces both LightningModules share (functions, not a base class)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+
+from vat.models import as_spec, load_model
+
+log = logging.getLogger(__name__)
+
+
+def build_policy(model_cfg: Any):
+    """The trainable HF model: base weights plus LoRA adapters when the config asks for them."""
+    model = load_model(as_spec(model_cfg), with_lora=True)
+    model.train()
+    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    n_all = sum(p.numel() for p in model.parameters())
+    log.info(
+        "policy: %d trainable of %d parameters (%.2f%%)", n_train, n_all, 100 * n_train / n_all
+    )
+    return model
+
+
+def plain(cfg: Any) -> Any:
+    """A config node as builtins, so checkpoints load with ``torch.load(weights_only=True)``."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(cfg, DictConfig | ListConfig):
+        return OmegaConf.to_container(cfg, resolve=True)
+    return cfg
+
+
+def is_peft(model) -> bool:
+    return hasattr(model, "disable_adapter") and hasattr(model, "peft_config")
+
+
+def freeze(model):
+    """Eval mode, no gradients: a reference that cannot move (checked by tests)."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def tokens_per_batch(batch: dict) -> int:
+    return int(batch["attention_mask"].sum())
+
+
+def trainable_parameters(model) -> list[torch.nn.Parameter]:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no trainable parameters (LoRA targets matched nothing?)")
+    return params

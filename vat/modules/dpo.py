@@ -1,0 +1,145 @@
+"""`DPOModule`: direct preference optimisation toward one value (express preferred to suppress).
+
+One forward pass scores chosen and rejected together (the collator concatenates them into one
+(2B, L) batch). The loss function is a `_partial_` config node (`vat.losses.dpo_sigmoid_loss`,
+`ipo_loss`, `hinge_loss`, `robust_dpo_loss`, `simpo_loss`), so variants never appear as strings here.
+
+The reference policy sits behind one switch, ``reference``:
+- ``adapter_disabled``: the policy with its LoRA adapters switched off (no extra memory; LoRA only);
+- ``precomputed``: reference log-probs computed once before training (cached on disk, keyed by
+  model + data + prompt template) and looked up by example index: no reference forward at all;
+- ``frozen_copy``: a second copy of the base model, eval mode, no gradients.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+
+from vat.losses import preference_metrics, sequence_logps
+from vat.models import as_spec, load_model
+from vat.modules.common import (
+    build_policy,
+    freeze,
+    is_peft,
+    plain,
+    tokens_per_batch,
+    trainable_parameters,
+)
+
+REFERENCES = ("adapter_disabled", "precomputed", "frozen_copy")
+
+
+class DPOModule(L.LightningModule):
+    def __init__(
+        self,
+        model: Any,
+        loss: Callable,
+        optimizer: Callable,
+        scheduler: Callable | None = None,
+        reference: str = "adapter_disabled",
+        average_logps: bool = False,
+        sft_weight: float = 0.0,
+    ):
+        super().__init__()
+        model = plain(model)  # checkpoints hold builtins only (weights_only loading)
+        if reference not in REFERENCES:
+            raise ValueError(f"method.reference must be one of {REFERENCES}, got {reference!r}")
+        self.save_hyperparameters(ignore=["loss", "optimizer", "scheduler"])
+        self.model_cfg = model
+        self.loss_fn = loss
+        self.optimizer_fn = optimizer
+        self.scheduler_fn = scheduler
+        self.reference = reference
+        self.average_logps = average_logps  # IPO and SimPO use per-token mean log-probs
+        self.sft_weight = sft_weight
+        self.model = None
+        self.ref_model = None
+        # (N, 2) float64 tensor of reference (chosen, rejected) log-probs, by example index.
+        self.reference_logps: torch.Tensor | None = None
+        self._t_last = None
+
+    # ------------------------------------------------------------------ model
+    def configure_model(self) -> None:
+        """Built here, not in __init__, so sharded strategies can partition it at creation."""
+        if self.model is not None:
+            return
+        self.model = build_policy(self.model_cfg)
+        if self.reference == "adapter_disabled" and not is_peft(self.model):
+            raise ValueError("method.reference=adapter_disabled needs LoRA (set model.lora)")
+        if self.reference == "frozen_copy":
+            # A separate copy of the base weights, never given adapters or gradients.
+            self.ref_model = freeze(load_model(as_spec(self.model_cfg), with_lora=False))
+
+    def set_reference_logps(self, logps: torch.Tensor) -> None:
+        self.reference_logps = logps.detach().to(torch.float64).cpu()
+
+    # ------------------------------------------------------------------ log-probs
+    def concatenated_logps(self, model, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(chosen, rejected) sequence log-probs from one forward over the (2B, L) batch,
+        plus the chosen responses' mean NLL (for the optional SFT term)."""
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logps, _ = sequence_logps(logits, batch["labels"], average=self.average_logps)
+        b = batch["input_ids"].shape[0] // 2
+        total, n = sequence_logps(logits[:b], batch["labels"][:b], average=False)
+        nll = -(total / n.clamp(min=1))
+        return logps[:b], logps[b:], nll
+
+    @torch.no_grad()
+    def reference_concatenated(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.reference == "precomputed":
+            if self.reference_logps is None:
+                raise RuntimeError("reference=precomputed but no reference log-probs were set")
+            ref = self.reference_logps[batch["index"].cpu()].to(self.device, torch.float32)
+            return ref[:, 0], ref[:, 1]
+        if self.reference == "adapter_disabled":
+            with self.model.disable_adapter():
+                rc, rr, _ = self.concatenated_logps(self.model, batch)
+            return rc.detach(), rr.detach()
+        rc, rr, _ = self.concatenated_logps(self.ref_model, batch)
+        return rc, rr
+
+    # ------------------------------------------------------------------ steps
+    def _step(self, batch, stage: str):
+        pc, pr, nll = self.concatenated_logps(self.model, batch)
+        rc, rr = self.reference_concatenated(batch)
+        out = self.loss_fn(pc, pr, rc, rr)
+        loss = out.loss + self.sft_weight * nll.mean() if self.sft_weight else out.loss
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=not on_step)
+        metrics = {
+            f"{stage}/{k}" if stage != "train" else k: v for k, v in preference_metrics(out).items()
+        }
+        metrics.update({f"logps/chosen{'' if on_step else '_' + stage}": pc.detach().mean(),
+                        f"logps/rejected{'' if on_step else '_' + stage}": pr.detach().mean()})  # fmt: skip
+        self.log_dict(metrics, on_step=on_step, on_epoch=not on_step)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        loss = self._step(batch, "train")
+        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        return self._step(batch, "val")
+
+    def configure_optimizers(self):
+        opt = self.optimizer_fn(params=trainable_parameters(self.model))
+        if self.scheduler_fn is None:
+            return opt
+        return {
+            "optimizer": opt,
+            "lr_scheduler": {"scheduler": self.scheduler_fn(optimizer=opt), "interval": "step"},
+        }
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        self._t_last = time.perf_counter()
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        # forward + backward + optimizer step of this batch (evaluation time excluded)
+        dt = time.perf_counter() - self._t_last
+        self.log("perf/tokens_per_s", tokens_per_batch(batch) / dt, on_step=True)
