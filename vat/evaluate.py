@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from omegaconf import DictConfig
 from vat import values as V
 from vat.cache import build_once, cache_dir
 from vat.data import ItemSet
-from vat.metrics import VATResult, compute_vat, stability
+from vat.metrics import VATResult, compute_vat, stability, to_jsonable
 from vat.models import as_spec, load
 from vat.models.loading import load_model
 from vat.probes.base import ProbeResult, PromptContext, fingerprint, validity
@@ -149,7 +150,7 @@ def measure(cfg: DictConfig, items: ItemSet, probe, intervention, out: Path,
         "validity": json.loads(valid.to_json(orient="records")),
         "pre_meta": pre.meta,
         "results": [{"strength": r["strength"], **r["result"].to_dict()} for r in results],
-        "stability": None if stab is None else _jsonable(stab),
+        "stability": None if stab is None else to_jsonable(asdict(stab)),
     }
     (out / "vat.json").write_text(json.dumps(payload, indent=2, allow_nan=False))
     write_outputs(out, payload, results, valid, stab)
@@ -170,21 +171,3 @@ def write_outputs(out: Path, payload: dict, results: list[dict], valid, stab) ->
     )  # fmt: skip
     table = summary_table(last, valid)
     log.info("VAT summary\n%s\n\nwrote %s/vat.json, report.md and figures", table, out)
-
-
-def _jsonable(obj):
-    """A dataclass of floats/tuples as strict-JSON builtins (NaN -> None)."""
-    from dataclasses import asdict
-
-    def fix(v):
-        if isinstance(v, float):
-            return v if np.isfinite(v) else None
-        if isinstance(v, list | tuple):
-            return [fix(x) for x in v]
-        if isinstance(v, dict):
-            return {k: fix(x) for k, x in v.items()}
-        if isinstance(v, np.generic):
-            return fix(v.item())
-        return v
-
-    return fix(asdict(obj))

@@ -834,7 +834,7 @@ def micro_to_basic_state(S_micro: Any, micro_names: Sequence[str] = MICRO_VALUES
 # everything at once
 
 
-def _to_jsonable(x: Any) -> Any:
+def to_jsonable(x: Any) -> Any:
     """Python builtins only, with non-finite floats as None (strict JSON has no NaN)."""
     if isinstance(x, bool | np.bool_):
         return bool(x)
@@ -843,9 +843,9 @@ def _to_jsonable(x: Any) -> Any:
     if isinstance(x, float | np.floating):
         return float(x) if math.isfinite(x) else None
     if isinstance(x, Mapping):
-        return {str(k): _to_jsonable(v) for k, v in x.items()}
+        return {str(k): to_jsonable(v) for k, v in x.items()}
     if isinstance(x, list | tuple | np.ndarray):
-        return [_to_jsonable(v) for v in x]
+        return [to_jsonable(v) for v in x]
     return x
 
 
@@ -899,7 +899,7 @@ class VATResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain builtins (lists, dicts, floats, None for NaN) ready for strict JSON."""
-        return {f.name: _to_jsonable(getattr(self, f.name)) for f in fields(self)}
+        return {f.name: to_jsonable(getattr(self, f.name)) for f in fields(self)}
 
     def to_json(self, **kwargs: Any) -> str:
         """Strict JSON (``allow_nan=False``): NaN is written as ``null``."""

@@ -31,6 +31,7 @@ from vat.data.training import (
 )
 from vat.evaluate import measure, model_key
 from vat.losses import sequence_logps
+from vat.metrics import to_jsonable
 from vat.models import as_spec, load_model, load_tokenizer
 from vat.preflight import check_items
 from vat.probes.base import fingerprint
@@ -99,7 +100,7 @@ def train(cfg: DictConfig) -> dict:
             summary["export"] = export_hf(module.model, tokenizer, out)
             summary["final"] = final_report(out, vat_cb, summary, cfg)
             (out / "summary.json").write_text(
-                json.dumps(strict_json(summary), indent=2, allow_nan=False)
+                json.dumps(to_jsonable(summary), indent=2, allow_nan=False)
             )
     finally:
         _finish_wandb()  # the next cell of a multirun must start its own W&B run
@@ -129,19 +130,6 @@ def train_prompting(cfg: DictConfig, items, out: Path) -> dict:
         )
     (out / "summary.json").write_text(json.dumps(results, indent=2))
     return results
-
-
-def strict_json(obj):
-    """Builtins only, NaN/inf as None: summary.json stays valid strict JSON."""
-    if isinstance(obj, float):
-        return obj if np.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): strict_json(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [strict_json(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return strict_json(obj.item())
-    return obj
 
 
 def accumulation_steps(global_size: int, micro_size: int, world_size: int) -> int:
@@ -255,12 +243,16 @@ def final_report(out: Path, cb, summary: dict, cfg: DictConfig) -> dict:
         figs["curve"] = plot_curve(
             [r for r in rows if r["probe"] == name], d / "curve.png", probe=name
         )
-        write_report(d, result=res, validity=validity(cb.pre[name]), model=cfg.model.name,
+        valid = validity(cb.pre[name])
+        write_report(d, result=res, validity=valid, model=cfg.model.name,
                      probe=name, intervention=f"{cfg.method.name} (step {step})", figures=figs)  # fmt: skip
         final[name] = {"step": step, "gain": res.gain, "gain_ci": res.intervals["gain"],
                        "gnd_l1": res.gnd_l1, "gnd_ci": res.intervals["gnd_l1"],
                        "nvat_offdiag": res.nvat_offdiag, "gain_too_small": res.gain_too_small}  # fmt: skip
-        lines += [f"## Probe `{name}` at step {step}", "", interpretation(res), "",
+        near = list(valid.value[valid.near_chance])
+        seen = (f"Probe validity: near chance for {len(near)} of 10 values ({', '.join(near)}); "
+                "their numbers measure noise." if near else "Probe validity: every value is seen.")  # fmt: skip
+        lines += [f"## Probe `{name}` at step {step}", "", seen, "", interpretation(res), "",
                   f"![VAT curve]({d.name}/curve.png)", "", f"Full report: [{d.name}/report.md]({d.name}/report.md)", ""]  # fmt: skip
     (out / "report.md").write_text("\n".join(lines))
     return final

@@ -23,15 +23,9 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
 from vat.data import ItemSet
+from vat.evaluate import metrics_for, score_cached
 from vat.metrics import VATResult
 from vat.probes.base import ProbeResult
-
-
-def metrics_for(*args, **kwargs):
-    from vat.evaluate import metrics_for as _m
-
-    return _m(*args, **kwargs)
-
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +65,6 @@ class VATCallback(L.Callback):
 
     # ------------------------------------------------------------------ hooks
     def on_train_start(self, trainer, pl_module) -> None:
-        from vat.evaluate import score_cached
-
         step = trainer.global_step
         self._resume_curve(step)
         for name, probe in self.probes.items():

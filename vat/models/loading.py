@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -125,7 +124,3 @@ def as_spec(cfg: Any) -> ModelSpec:
     lora = d.pop("lora", None)
     known = {k: v for k, v in d.items() if k in ModelSpec.__dataclass_fields__}
     return ModelSpec(**known, lora=LoraSpec(**lora) if lora else None)
-
-
-def local_path(path: str | Path) -> bool:
-    return Path(path).expanduser().exists()
