@@ -112,3 +112,20 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
         assert a["gain"] == pytest.approx(b["gain"], abs=1e-6), a["step"]
     final = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
     assert final == 8
+
+
+def test_accumulation_is_derived_in_one_place():
+    from omegaconf import OmegaConf
+
+    from vat.train import accumulation_steps, world_size
+
+    assert accumulation_steps(64, 4, 8) == 2
+    assert world_size(OmegaConf.create({"devices": 8, "num_nodes": 2})) == 16
+    assert world_size(OmegaConf.create({"devices": [0, 1], "num_nodes": 1})) == 2
+    with pytest.raises(
+        ValueError,
+        match=r"batch.global_size=10 must be a positive multiple of batch.micro_size \(4\) x world size \(1\)",
+    ):
+        accumulation_steps(10, 4, 1)
+    with pytest.raises(ValueError, match=r"trainer.devices='auto'"):
+        world_size(OmegaConf.create({"devices": "auto", "num_nodes": 1}))

@@ -54,8 +54,9 @@ def train(cfg: DictConfig) -> dict:
     is_dpo = cfg.method.name == "dpo"
     dataset = (PreferenceDataset if is_dpo else SFTDataset)(items, target, tokenizer, prompt)
     collate = (PreferenceCollator if is_dpo else SFTCollator)(pad_token_id=tokenizer.pad_token_id)
-    world = int(cfg.trainer.get("devices", 1) or 1) * int(cfg.trainer.get("num_nodes", 1) or 1)
-    accumulate = accumulation_steps(cfg.batch.global_size, cfg.batch.micro_size, world)
+    accumulate = accumulation_steps(
+        cfg.batch.global_size, cfg.batch.micro_size, world_size(cfg.trainer)
+    )
     loader = DataLoader(
         dataset, batch_size=cfg.batch.micro_size, sampler=EpochShuffleSampler(len(dataset), cfg.seed),
         collate_fn=collate, num_workers=cfg.batch.num_workers,
@@ -65,7 +66,7 @@ def train(cfg: DictConfig) -> dict:
     summary: dict = {"data": data_check, "method": cfg.method.name, "target": target}
     if is_dpo:
         ref = reference_logps(cfg, dataset, collate, average=module.average_logps)
-        gap = value_gap(ref, dataset, module)
+        gap = value_gap(ref)
         summary["value_gap"] = gap
         (out / "value_gap.json").write_text(json.dumps(gap, indent=2))
         if module.reference == "precomputed":
@@ -132,6 +133,19 @@ def train_prompting(cfg: DictConfig, items, out: Path) -> dict:
     return results
 
 
+def world_size(trainer_cfg) -> int:
+    """Processes in the job: devices per node x nodes (devices as a count or a list of ids)."""
+    devices = trainer_cfg.devices
+    if isinstance(devices, str) and devices.isdigit():
+        devices = int(devices)
+    if not isinstance(devices, int) and not OmegaConf.is_list(devices):
+        raise ValueError(
+            f"trainer.devices={devices!r}: give a number or a list of device ids, so that the "
+            "gradient accumulation can be derived from batch.global_size"
+        )
+    return (devices if isinstance(devices, int) else len(devices)) * int(trainer_cfg.num_nodes)
+
+
 def accumulation_steps(global_size: int, micro_size: int, world_size: int) -> int:
     """Gradient accumulation so that micro x world x accumulation = global batch (in examples)."""
     per_step = micro_size * world_size
@@ -174,7 +188,7 @@ def reference_logps(cfg: DictConfig, dataset, collate, average: bool) -> torch.T
     return torch.load(target / "ref.pt", weights_only=True)
 
 
-def value_gap(ref: torch.Tensor, dataset, module) -> dict:
+def value_gap(ref: torch.Tensor) -> dict:
     """Do chosen and rejected actually differ under the reference? ("Value Drifts", Bhatia 2025).
 
     DPO moves a value only through pairs whose log-prob margin it can still change. We report the
