@@ -54,3 +54,24 @@ def trainable_parameters(model) -> list[torch.nn.Parameter]:
     if not params:
         raise ValueError("the model has no trainable parameters (LoRA targets matched nothing?)")
     return params
+
+
+def optimizers(optimizer_fn, scheduler_fn, model) -> Any:
+    """`configure_optimizers` for both modules: the `_partial_` optimizer over the trainable
+    parameters, and the `_partial_` scheduler (if any) stepped every optimizer step."""
+    opt = optimizer_fn(params=trainable_parameters(model))
+    if scheduler_fn is None:
+        return opt
+    return {
+        "optimizer": opt,
+        "lr_scheduler": {"scheduler": scheduler_fn(optimizer=opt), "interval": "step"},
+    }
+
+
+def log_throughput(module, batch, t_start: float) -> None:
+    """Tokens per second of one batch's forward, backward and optimizer step (evaluation excluded)."""
+    import time
+
+    module.log(
+        "perf/tokens_per_s", tokens_per_batch(batch) / (time.perf_counter() - t_start), on_step=True
+    )

@@ -22,14 +22,7 @@ import torch
 
 from vat.losses import preference_metrics, sequence_logps
 from vat.models import as_spec, load_model
-from vat.modules.common import (
-    build_policy,
-    freeze,
-    is_peft,
-    plain,
-    tokens_per_batch,
-    trainable_parameters,
-)
+from vat.modules.common import build_policy, freeze, is_peft, log_throughput, optimizers, plain
 
 REFERENCES = ("adapter_disabled", "precomputed", "frozen_copy")
 
@@ -128,18 +121,10 @@ class DPOModule(L.LightningModule):
         return self._step(batch, "val")
 
     def configure_optimizers(self):
-        opt = self.optimizer_fn(params=trainable_parameters(self.model))
-        if self.scheduler_fn is None:
-            return opt
-        return {
-            "optimizer": opt,
-            "lr_scheduler": {"scheduler": self.scheduler_fn(optimizer=opt), "interval": "step"},
-        }
+        return optimizers(self.optimizer_fn, self.scheduler_fn, self.model)
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
         self._t_last = time.perf_counter()
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        # forward + backward + optimizer step of this batch (evaluation time excluded)
-        dt = time.perf_counter() - self._t_last
-        self.log("perf/tokens_per_s", tokens_per_batch(batch) / dt, on_step=True)
+        log_throughput(self, batch, self._t_last)

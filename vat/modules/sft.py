@@ -12,7 +12,7 @@ from typing import Any
 import lightning as L
 
 from vat.losses import sft_loss
-from vat.modules.common import build_policy, plain, tokens_per_batch, trainable_parameters
+from vat.modules.common import build_policy, log_throughput, optimizers, plain
 
 
 class SFTModule(L.LightningModule):
@@ -48,16 +48,10 @@ class SFTModule(L.LightningModule):
         return self._step(batch, "val")
 
     def configure_optimizers(self):
-        opt = self.optimizer_fn(params=trainable_parameters(self.model))
-        if self.scheduler_fn is None:
-            return opt
-        sched = {"scheduler": self.scheduler_fn(optimizer=opt), "interval": "step"}
-        return {"optimizer": opt, "lr_scheduler": sched}
+        return optimizers(self.optimizer_fn, self.scheduler_fn, self.model)
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
         self._t_last = time.perf_counter()
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        # forward + backward + optimizer step of this batch (evaluation time excluded)
-        dt = time.perf_counter() - self._t_last
-        self.log("perf/tokens_per_s", tokens_per_batch(batch) / dt, on_step=True)
+        log_throughput(self, batch, self._t_last)
