@@ -136,8 +136,16 @@ def _reference_margin(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``h = (pc - rc) - (pr - rr)`` and the detached rewards ``beta (pc - rc)``, ``beta (pr - rr)``
 
-    All three are ``(B,)``; ``h`` keeps its graph, the rewards are for logging.
+    All three are ``(B,)``; ``h`` keeps its graph, the rewards are for logging. Validates the
+    inputs (shapes, beta) first, so every reference-based loss checks them in one place.
     """
+    _check_pair(
+        policy_chosen_logps,
+        policy_rejected_logps,
+        reference_chosen_logps,
+        reference_rejected_logps,
+        beta,
+    )
     chosen_logratios = policy_chosen_logps - reference_chosen_logps
     rejected_logratios = policy_rejected_logps - reference_rejected_logps
     h = chosen_logratios - rejected_logratios
@@ -280,13 +288,6 @@ def dpo_sigmoid_loss(
 
     Rewards: ``beta * (pc - rc)`` and ``beta * (pr - rr)``, detached.
     """
-    _check_pair(
-        policy_chosen_logps,
-        policy_rejected_logps,
-        reference_chosen_logps,
-        reference_rejected_logps,
-        beta,
-    )
     _check_label_smoothing(label_smoothing, upper=1.0, upper_open=False)
     h, chosen_rewards, rejected_rewards = _reference_margin(
         policy_chosen_logps,
@@ -325,13 +326,6 @@ def ipo_loss(
 
     Rewards: ``beta * (pc - rc)`` and ``beta * (pr - rr)``, detached.
     """
-    _check_pair(
-        policy_chosen_logps,
-        policy_rejected_logps,
-        reference_chosen_logps,
-        reference_rejected_logps,
-        beta,
-    )
     _reject_label_smoothing(label_smoothing, "ipo_loss")
     h, chosen_rewards, rejected_rewards = _reference_margin(
         policy_chosen_logps,
@@ -366,13 +360,6 @@ def hinge_loss(
 
     Rewards: ``beta * (pc - rc)`` and ``beta * (pr - rr)``, detached.
     """
-    _check_pair(
-        policy_chosen_logps,
-        policy_rejected_logps,
-        reference_chosen_logps,
-        reference_rejected_logps,
-        beta,
-    )
     _reject_label_smoothing(label_smoothing, "hinge_loss")
     h, chosen_rewards, rejected_rewards = _reference_margin(
         policy_chosen_logps,
@@ -410,13 +397,6 @@ def robust_dpo_loss(
 
     Rewards: ``beta * (pc - rc)`` and ``beta * (pr - rr)``, detached.
     """
-    _check_pair(
-        policy_chosen_logps,
-        policy_rejected_logps,
-        reference_chosen_logps,
-        reference_rejected_logps,
-        beta,
-    )
     _check_label_smoothing(label_smoothing, upper=0.5, upper_open=True)
     h, chosen_rewards, rejected_rewards = _reference_margin(
         policy_chosen_logps,

@@ -20,7 +20,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from vat.losses import preference_metrics, sequence_logps
+from vat.losses import preference_metrics, preference_plus_sft, sequence_logps
 from vat.models import as_spec, load_model
 from vat.modules.common import build_policy, freeze, is_peft, log_throughput, optimizers, plain
 
@@ -73,14 +73,14 @@ class DPOModule(L.LightningModule):
 
     # ------------------------------------------------------------------ log-probs
     def concatenated_logps(self, model, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(chosen, rejected) sequence log-probs from one forward over the (2B, L) batch,
-        plus the chosen responses' mean NLL (for the optional SFT term)."""
+        """(chosen, rejected) sequence log-probs from one forward over the (2B, L) batch, plus the
+        chosen responses' per-token NLL (for the optional SFT term), from one log-softmax pass."""
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        logps, _ = sequence_logps(logits, batch["labels"], average=self.average_logps)
+        total, n = sequence_logps(logits, batch["labels"], average=False)
+        mean = total / n.clamp(min=1)
+        logps = mean if self.average_logps else total
         b = batch["input_ids"].shape[0] // 2
-        total, n = sequence_logps(logits[:b], batch["labels"][:b], average=False)
-        nll = -(total / n.clamp(min=1))
-        return logps[:b], logps[b:], nll
+        return logps[:b], logps[b:], -mean[:b]
 
     @torch.no_grad()
     def reference_concatenated(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,7 +101,7 @@ class DPOModule(L.LightningModule):
         pc, pr, nll = self.concatenated_logps(self.model, batch)
         rc, rr = self.reference_concatenated(batch)
         out = self.loss_fn(pc, pr, rc, rr)
-        loss = out.loss + self.sft_weight * nll.mean() if self.sft_weight else out.loss
+        loss = preference_plus_sft(out, nll, self.sft_weight)
         on_step = stage == "train"
         self.log(f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=not on_step)
         metrics = {
@@ -113,9 +113,7 @@ class DPOModule(L.LightningModule):
         return loss
 
     def training_step(self, batch, batch_idx):
-        loss = self._step(batch, "train")
-        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True)
-        return loss
+        return self._step(batch, "train")
 
     def validation_step(self, batch, batch_idx):
         return self._step(batch, "val")

@@ -40,9 +40,7 @@ class SFTModule(L.LightningModule):
         return loss
 
     def training_step(self, batch, batch_idx):
-        loss = self._step(batch, "train")
-        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True)
-        return loss
+        return self._step(batch, "train")
 
     def validation_step(self, batch, batch_idx):
         return self._step(batch, "val")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vat.data import ItemSet
-from vat.probes.base import ProbeResult, PromptContext, items_frame
+from vat.probes.base import ProbeResult, PromptContext, items_frame, pair_table
 from vat.probes.prompts import fields, render, system_text
 from vat.probes.scoring import Request, Scorer, encode_pair
 
@@ -83,10 +83,10 @@ class LikelihoodProbe:
         s = scorer.score(self.requests(tokenizer, items, ctx), desc="likelihood probe")
         pref = s.mean_logprob if self.normalize == "mean" else s.logprob
         df = items_frame(items, logprob=s.logprob, n_tokens=s.n_tokens, pref=pref)
-        key = ["scene_id", "value", "micro_value"]
-        e = df[df.polarity == "express"].groupby(key)["pref"].mean()
-        sup = df[df.polarity == "suppress"].groupby(key)["pref"].mean()
-        units = (e - sup).dropna().rename("score").reset_index()
+        pairs = pair_table(df)  # one row per (scene, micro-value) with both actions' prefs
+        units = pairs[["scene_id", "value", "micro_value"]].assign(
+            score=pairs.express - pairs.suppress
+        )
         return ProbeResult(
             self.name, df, units, {"n_requests": len(df), "mean_pref": float(np.mean(pref))}
         )

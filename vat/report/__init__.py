@@ -29,7 +29,6 @@ if TYPE_CHECKING:
         plot_gain_vs_tax,
         plot_shift_circumplex,
         plot_tau,
-        stability_points,
     )
 
 __all__ = [
@@ -45,7 +44,6 @@ __all__ = [
     "plot_gain_vs_tax",
     "plot_shift_circumplex",
     "plot_tau",
-    "stability_points",
     "summary_table",
     "write_report",
 ]
@@ -58,7 +56,6 @@ _FIGURES = {
     "plot_gain_vs_tax",
     "plot_shift_circumplex",
     "plot_tau",
-    "stability_points",
 }
 
 

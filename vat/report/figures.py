@@ -27,7 +27,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from vat.metrics import StabilityProfile, VATResult
+from vat.metrics import VATResult
 from vat.report.markdown import ALPHA, fmt, fmt_interval, label
 from vat.values import BASIC, BASIC_VALUES, N_SLOTS, UnknownValueError, basic_value_of, canonical
 
@@ -39,7 +39,6 @@ __all__ = [
     "plot_gain_vs_tax",
     "plot_shift_circumplex",
     "plot_tau",
-    "stability_points",
 ]
 
 _POS, _NEG = "tab:blue", "tab:red"  # moved up (more endorsed) / moved down
@@ -342,14 +341,6 @@ def gain_tax_point(result: VATResult, strength: float) -> dict[str, float]:
         "gnd_lo": d_lo,
         "gnd_hi": d_hi,
     }
-
-
-def stability_points(profile: StabilityProfile) -> list[dict[str, float]]:
-    """Points for `plot_gain_vs_tax` from a stability profile (which carries no intervals)."""
-    return [
-        {"strength": s, "gain": g, "gnd": d}
-        for s, g, d in zip(profile.strengths, profile.gains, profile.gnds, strict=False)
-    ]
 
 
 def plot_gain_vs_tax(
