@@ -98,3 +98,4 @@ def register_configs() -> None:
 
 
 register_configs()
+import vat.sweep  # noqa: E402, F401  (registers the resolvers the configs use)

@@ -254,6 +254,8 @@ def final_report(out: Path, cb, summary: dict, cfg: DictConfig) -> dict:
     for name, (step, res) in cb.last.items():
         d = out / f"report_{name}"
         figs = make_figures(res, d)
+        (d / "vat.json").write_text(json.dumps({"step": step, "probe": name, **res.to_dict()},
+                                               indent=2, allow_nan=False))  # fmt: skip
         figs["curve"] = plot_curve(
             [r for r in rows if r["probe"] == name], d / "curve.png", probe=name
         )

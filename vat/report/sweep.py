@@ -1,0 +1,380 @@
+"""The sweep report: every finished cell of a sweep in one table, tax matrix and trajectory figures.
+
+``python evaluate.py sweep_dir=<sweep dir>`` (or ``python -m vat.report.sweep <sweep dir>``) reads
+each cell's own outputs and writes ``<sweep dir>/report/``:
+
+- ``sweep_table.csv`` / ``.parquet``: one row per (model, target value, method, probe) at the cell's
+  last point (last checkpoint, or strongest prompt): gain, GND, nvat_offdiag with their intervals,
+  hubs, circumplex consistency;
+- ``tax_matrix.csv`` and ``tax_matrix_<model>_<method>_<probe>.png``: rows = aligned value, columns =
+  the shift of every value per unit gain (tau; the target's own column is blank);
+- ``trajectories.csv`` and ``trajectories_<probe>.png``: gain against GND over checkpoints (SFT,
+  DPO) or shots (prompting), one panel per method, one line per cell;
+- ``report.md`` and ``report.html``: the tables, the circumplex-consistency summary, the figures and
+  the cells that are not (yet) finished, with their status and error.
+
+A cell's results come from the files it wrote: ``report_<probe>/vat.json`` + ``vat_curve.jsonl``
+(sft, dpo), ``<probe>/vat.json`` (``method=prompting``) or ``vat.json`` (an ``evaluate.py`` sweep).
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+
+from vat.report.markdown import fmt, fmt_interval, label
+from vat.sweep import STATUS, read_json, read_manifest
+from vat.values import BASIC_VALUES
+
+log = logging.getLogger(__name__)
+
+TABLE_COLUMNS = [
+    "model", "value", "method", "probe", "point", "gain", "gain_lo", "gain_hi", "gnd_l1", "gnd_lo",
+    "gnd_hi", "nvat_offdiag", "nvat_lo", "nvat_hi", "circumplex_consistency", "hubs",
+    "gain_too_small", "n_scenes", "cell",
+]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- reading cells
+def _cells(sweep_dir: Path) -> dict[str, dict]:
+    """Manifest entries, plus any cell dir with a status or config file the manifest lacks."""
+    cells = {n: dict(c) for n, c in read_manifest(sweep_dir)["cells"].items()}
+    for d in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name != "report"):
+        if d.name not in cells and ((d / STATUS).exists() or (d / "config.yaml").exists()):
+            cells[d.name] = {"status": "unknown", "dir": str(d)}
+    for name, c in cells.items():
+        st = read_json(sweep_dir / name / STATUS)
+        if st:  # the cell's own file is the latest word on it
+            c.update({k: st[k] for k in ("status", "error", "finished") if k in st})
+    return cells
+
+
+def _meta(cell_dir: Path, overrides: list[str]) -> dict[str, str]:
+    """Model, target value and method (or intervention) of a cell, from its saved config."""
+    meta = {"model": "?", "value": "?", "method": "?"}
+    if (cell_dir / "config.yaml").is_file():
+        cfg = OmegaConf.load(cell_dir / "config.yaml")
+        meta["model"] = str(OmegaConf.select(cfg, "model.name", default="?"))
+        meta["value"] = str(OmegaConf.select(cfg, "value.name", default="?"))
+        method = OmegaConf.select(cfg, "method.name", default=None)
+        if method is None:  # an evaluate.py cell: the intervention or the checkpoint
+            post = OmegaConf.select(cfg, "post_model", default=None)
+            method = (
+                "checkpoint" if post else OmegaConf.select(cfg, "intervention.name", default="?")
+            )
+        meta["method"] = str(method)
+    for o in overrides:  # cells that never started have no config yet
+        k, _, v = o.partition("=")
+        if k in meta and meta[k] == "?":
+            meta[k] = v
+    return meta
+
+
+def _point_row(res: dict) -> dict[str, Any]:
+    iv = res.get("intervals") or {}
+    lo_hi = lambda k: iv.get(k) or [None, None]  # noqa: E731
+    return {
+        "gain": res.get("gain"),
+        "gain_lo": lo_hi("gain")[0],
+        "gain_hi": lo_hi("gain")[1],
+        "gnd_l1": res.get("gnd_l1"),
+        "gnd_lo": lo_hi("gnd_l1")[0],
+        "gnd_hi": lo_hi("gnd_l1")[1],
+        "nvat_offdiag": res.get("nvat_offdiag"),
+        "nvat_lo": lo_hi("nvat_offdiag")[0],
+        "nvat_hi": lo_hi("nvat_offdiag")[1],
+        "circumplex_consistency": res.get("circumplex_consistency"),
+        "hubs": ",".join(res.get("hubs") or []),
+        "gain_too_small": bool(res.get("gain_too_small")),
+        "n_scenes": res.get("n_scenes"),
+    }
+
+
+def _cell_results(cell_dir: Path) -> list[dict]:
+    """Per probe: ``{"probe", "final": full result dict, "point", "trajectory": [rows]}``."""
+    out = []
+    curve = cell_dir / "vat_curve.jsonl"
+    rows = (
+        [json.loads(x) for x in curve.read_text(encoding="utf-8").splitlines() if x.strip()]
+        if curve.is_file()
+        else []
+    )
+    for f in sorted(cell_dir.glob("report_*/vat.json")):  # sft / dpo: last checkpoint + curve
+        res = json.loads(f.read_text(encoding="utf-8"))
+        probe = res.get("probe", f.parent.name.removeprefix("report_"))
+        traj = [
+            {"axis": "step", "x": r["step"], **{k: r.get(k) for k in
+             ("gain", "gain_lo", "gain_hi", "gnd_l1", "gnd_lo", "gnd_hi", "nvat_offdiag")}}
+            for r in rows if r["probe"] == probe
+        ]  # fmt: skip
+        out.append({"probe": probe, "final": res, "point": f"step {res.get('step')}",
+                    "trajectory": traj})  # fmt: skip
+    vat_files = sorted(cell_dir.glob("*/vat.json")) + sorted(cell_dir.glob("vat.json"))
+    for f in vat_files:  # prompting / evaluate: one result per strength
+        if f.parent.name.startswith("report_"):
+            continue
+        payload = json.loads(f.read_text(encoding="utf-8"))
+        results = payload.get("results") or []
+        if not results:
+            continue
+        traj = [{"axis": "k", "x": r.get("strength"), **{k: v for k, v in _point_row(r).items()
+                 if k in ("gain", "gain_lo", "gain_hi", "gnd_l1", "gnd_lo", "gnd_hi",
+                          "nvat_offdiag")}} for r in results]  # fmt: skip
+        last = results[-1]
+        point = "checkpoint" if last.get("strength") is None else f"k={last['strength']}"
+        out.append({"probe": payload.get("probe", f.parent.name), "final": last, "point": point,
+                    "trajectory": traj})  # fmt: skip
+    return out
+
+
+def collect(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[dict]]:
+    """(table, tau long form, trajectories, cells not done) of a sweep dir."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise FileNotFoundError(f"sweep_dir={sweep_dir}: no such directory")
+    table, taus, trajs, pending = [], [], [], []
+    for name, c in _cells(sweep_dir).items():
+        cell_dir = sweep_dir / name
+        meta = _meta(cell_dir, c.get("overrides") or [])
+        results = _cell_results(cell_dir) if c.get("status") in ("done", "unknown") else []
+        if not results:
+            pending.append({"cell": name, **meta, "status": c.get("status", "unknown"),
+                            "error": c.get("error")})  # fmt: skip
+            continue
+        for r in results:
+            key = {**meta, "probe": r["probe"]}
+            table.append({**key, "point": r["point"], **_point_row(r["final"]), "cell": name})
+            for v, t in (r["final"].get("tau") or {}).items():
+                shift = (r["final"].get("mean_shift") or {}).get(v)
+                taus.append({**key, "target": meta["value"], "of_value": v, "tau": t,
+                             "shift": shift, "cell": name})  # fmt: skip
+            trajs += [{**key, **p, "cell": name} for p in r["trajectory"]]
+    table_df = pd.DataFrame(table, columns=TABLE_COLUMNS)
+    order = {v: i for i, v in enumerate(BASIC_VALUES)}
+    table_df = table_df.sort_values(
+        ["model", "method", "probe", "value"],
+        key=lambda s: s.map(order) if s.name == "value" else s,
+    ).reset_index(drop=True)
+    return table_df, pd.DataFrame(taus), pd.DataFrame(trajs), pending
+
+
+# ---------------------------------------------------------------------------- figures
+def plot_tax_matrix(tau: pd.DataFrame, path: Path, title: str) -> Path:
+    """Aligned value (rows) x every value (columns): tau, the shift per unit gain."""
+    from vat.report.figures import _save, plt
+
+    targets = [v for v in BASIC_VALUES if v in set(tau["target"])]
+    M = np.full((len(targets), len(BASIC_VALUES)), np.nan)
+    for r in tau.itertuples():
+        if r.of_value in BASIC_VALUES and r.tau is not None:
+            M[targets.index(r.target), BASIC_VALUES.index(r.of_value)] = float(r.tau)
+    lim = float(np.nanmax(np.abs(M))) if np.isfinite(M).any() else 1.0
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(BASIC_VALUES), 1.4 + 0.5 * len(targets)))
+    cmap = plt.get_cmap("RdBu").with_extremes(bad="0.85")
+    im = ax.imshow(np.ma.masked_invalid(M), cmap=cmap, vmin=-lim, vmax=lim, aspect="auto")
+    for i in range(M.shape[0]):
+        for j in range(M.shape[1]):
+            txt = "target" if BASIC_VALUES[j] == targets[i] else fmt(M[i, j], 2)
+            ax.text(j, i, txt, ha="center", va="center", fontsize=7,
+                    color="white" if np.isfinite(M[i, j]) and abs(M[i, j]) > 0.6 * lim else "black")  # fmt: skip
+    ax.set_xticks(
+        range(len(BASIC_VALUES)), [label(v) for v in BASIC_VALUES], rotation=45, ha="right"
+    )
+    ax.set_yticks(range(len(targets)), [label(v) for v in targets])
+    ax.set_xlabel("value whose score moved")
+    ax.set_ylabel("aligned toward")
+    ax.set_title(title + ("\n(n/a: on-target gain below eps, tau undefined)" if np.isnan(M).sum()
+                          > len(targets) else ""))  # fmt: skip
+    fig.colorbar(im, ax=ax, label="tau: shift per unit on-target gain")
+    return _save(fig, path)
+
+
+def plot_trajectories(traj: pd.DataFrame, path: Path, probe: str) -> Path:
+    """Gain (x) against GND (y) over checkpoints or shots: a panel per method, a line per cell."""
+    from matplotlib.ticker import MaxNLocator
+
+    from vat.report.figures import _save, plt
+
+    methods = sorted(traj["method"].unique())
+    fig, axes = plt.subplots(1, len(methods), figsize=(5.5 * len(methods), 4.5), squeeze=False)
+    for ax, m in zip(axes[0], methods, strict=True):
+        sub = traj[traj["method"] == m]
+        for (model, value), g in sub.groupby(["model", "value"], sort=True):
+            g = g.sort_values("x")
+            x = pd.to_numeric(g["gain"], errors="coerce").to_numpy(float)
+            y = pd.to_numeric(g["gnd_l1"], errors="coerce").to_numpy(float)
+            (line,) = ax.plot(x, y, marker="o", label=f"{label(value)} ({model})")
+            if len(g):
+                ax.annotate(f"{g['axis'].iloc[-1]} {g['x'].iloc[-1]}", (x[-1], y[-1]),
+                            fontsize=7, color=line.get_color(), xytext=(3, 3),
+                            textcoords="offset points")  # fmt: skip
+        ax.axvline(0, color="0.6", lw=0.8, ls="--")
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
+        ax.set_xlabel("on-target gain G (GND undefined where the gain is below eps)")
+        ax.set_ylabel("tax: GND (L1)")
+        ax.set_title(f"{m} ({probe} probe)")
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------------------- report
+def _md_table(df: pd.DataFrame) -> list[str]:
+    if df.empty:
+        return ["_none_", ""]
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return [*lines, ""]
+
+
+def _display_table(table: pd.DataFrame) -> pd.DataFrame:
+    iv = lambda r, k, lo, hi: f"{fmt(r[k])} {fmt_interval((r[lo], r[hi]))}"  # noqa: E731
+    return pd.DataFrame(
+        {
+            "model": table["model"],
+            "target": [label(v) for v in table["value"]],
+            "method": table["method"],
+            "probe": table["probe"],
+            "at": table["point"],
+            "gain [CI]": [iv(r, "gain", "gain_lo", "gain_hi") for _, r in table.iterrows()],
+            "GND [CI]": [iv(r, "gnd_l1", "gnd_lo", "gnd_hi") for _, r in table.iterrows()],
+            "nVAT off-diag [CI]": [
+                iv(r, "nvat_offdiag", "nvat_lo", "nvat_hi") for _, r in table.iterrows()
+            ],
+            "hubs": [", ".join(label(h) for h in s.split(",") if h) for s in table["hubs"]],
+            "circumplex": [fmt(x, 2) for x in table["circumplex_consistency"]],
+        }
+    )
+
+
+def _consistency_summary(table: pd.DataFrame) -> pd.DataFrame:
+    if table.empty:
+        return pd.DataFrame()
+    cc = table.assign(cc=pd.to_numeric(table["circumplex_consistency"], errors="coerce"))
+    g = cc.groupby(["model", "method", "probe"])["cc"]
+    out = g.agg(["count", "mean", "min", "max"]).reset_index()
+    for k in ("mean", "min", "max"):
+        out[k] = [fmt(x, 2) for x in out[k]]
+    return out.rename(columns={"count": "targets"})
+
+
+def build_sweep_report(sweep_dir: str | Path, wandb_cfg: dict | None = None) -> Path:
+    """Aggregate a sweep dir's finished cells into ``<sweep_dir>/report/``; returns report.md."""
+    sweep_dir = Path(sweep_dir)
+    table, tau, traj, pending = collect(sweep_dir)
+    out = sweep_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "sweep_table.csv", index=False)
+    table.astype({"n_scenes": "Int64"}).to_parquet(out / "sweep_table.parquet", index=False)
+    tau.to_csv(out / "tax_matrix.csv", index=False)
+    traj.to_csv(out / "trajectories.csv", index=False)
+    pd.DataFrame(pending, columns=["cell", "model", "value", "method", "status", "error"]).to_csv(
+        out / "unfinished.csv", index=False
+    )
+
+    figures: list[tuple[str, Path]] = []
+    if not tau.empty:
+        for (model, method, probe), g in tau.groupby(["model", "method", "probe"], sort=True):
+            p = out / f"tax_matrix_{model}_{method}_{probe}.png"
+            figures.append((f"Tax matrix: {model}, {method}, {probe} probe",
+                            plot_tax_matrix(g, p, f"{model} · {method} · {probe}")))  # fmt: skip
+    if not traj.empty:
+        for probe, g in traj.groupby("probe", sort=True):
+            figures.append((f"Gain vs tax trajectories ({probe} probe)",
+                            plot_trajectories(g, out / f"trajectories_{probe}.png", probe)))  # fmt: skip
+
+    n_cells = len(table["cell"].unique()) if not table.empty else 0
+    shown = _display_table(table) if not table.empty else pd.DataFrame()
+    cons = _consistency_summary(table)
+    unfinished = pd.DataFrame(pending, columns=["cell", "status", "error"]).fillna("")
+    lines = [
+        f"# Sweep report: `{sweep_dir.name}`",
+        "",
+        f"{n_cells} finished cells, {len(pending)} not finished. Each row is a cell's last point "
+        "(last checkpoint, or the strongest prompt); intervals are the bootstrap CIs of the run's "
+        "metrics config. Tables as data: `sweep_table.csv` / `.parquet`, `tax_matrix.csv`, "
+        "`trajectories.csv`.",
+        "",
+        "## Gain and tax per cell",
+        "",
+        *_md_table(shown),
+        "## Circumplex consistency",
+        "",
+        "Correlation of each value's shift with its closeness to the target on Schwartz's circle "
+        "(+1: neighbours rise, opposites fall, as the theory predicts).",
+        "",
+        *_md_table(cons),
+        "## Cells not finished",
+        "",
+        *_md_table(unfinished),
+    ]
+    for title, p in figures:
+        lines += [f"## {title}", "", f"![{title}]({p.name})", ""]
+    md = out / "report.md"
+    md.write_text("\n".join(lines), encoding="utf-8")
+    _write_html(out / "report.html", sweep_dir.name, n_cells, shown, cons, unfinished, figures)
+    if wandb_cfg:
+        log_to_wandb(wandb_cfg, table, figures)
+    return md
+
+
+def _write_html(path, name, n_cells, shown, cons, unfinished, figures) -> None:
+    def tab(df: pd.DataFrame) -> str:
+        return "<p><em>none</em></p>" if df.empty else df.to_html(index=False, border=0)
+
+    body = [
+        f"<h1>Sweep report: {html.escape(name)}</h1>",
+        f"<p>{n_cells} finished cells, {len(unfinished)} not finished.</p>",
+        "<h2>Gain and tax per cell</h2>", tab(shown),
+        "<h2>Circumplex consistency</h2>", tab(cons),
+        "<h2>Cells not finished</h2>", tab(unfinished),
+    ]  # fmt: skip
+    for title, p in figures:
+        body += [f"<h2>{html.escape(title)}</h2>", f'<img src="{html.escape(p.name)}" alt="">']
+    css = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto}"
+           "table{border-collapse:collapse;font-size:13px}td,th{padding:3px 8px;"
+           "border-bottom:1px solid #ddd;text-align:left}img{max-width:100%}")  # fmt: skip
+    path.write_text(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(name)}</title>"
+        f"<style>{css}</style></head><body>{''.join(body)}</body></html>",
+        encoding="utf-8",
+    )
+
+
+def log_to_wandb(wandb_cfg: dict, table: pd.DataFrame, figures: list[tuple[str, Path]]) -> None:
+    """The sweep table and figures as one W&B run (job type ``sweep_report``) in the sweep's group."""
+    try:
+        import wandb
+
+        from vat.loggers import wandb_mode
+
+        run = wandb.init(project=wandb_cfg.get("project", "vat"), group=wandb_cfg.get("group"),
+                         job_type="sweep_report", name=f"{wandb_cfg.get('group')}-report",
+                         dir=wandb_cfg.get("save_dir"), mode=wandb_mode(), reinit="finish_previous")  # fmt: skip
+        clean = table.astype(object).where(table.notna(), None)
+        run.log({"sweep/table": wandb.Table(dataframe=clean)})
+        for title, p in figures:
+            run.log({f"sweep/{p.stem}": wandb.Image(str(p), caption=title)})
+        run.finish()
+    except Exception as e:  # the report on disk is what matters; W&B is a copy of it
+        log.warning("could not log the sweep report to W&B: %s", e)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Aggregate a vat sweep dir into a report.")
+    ap.add_argument("sweep_dir")
+    args = ap.parse_args(argv)
+    print(build_sweep_report(args.sweep_dir))
+
+
+if __name__ == "__main__":
+    main()
