@@ -27,7 +27,9 @@ def build_once(target: Path) -> Iterator[Path | None]:
     Yields ``None`` when `target` already exists (nothing to do); otherwise a fresh temporary
     directory beside it to fill, which is renamed onto `target` only if the block succeeds, so a
     crash never leaves a half-built entry behind. A file lock serialises concurrent builders
-    (e.g. the ranks of a distributed job).
+    (e.g. the ranks of a distributed job: one builds, the others wait and then read it). Where the
+    lock does not hold across machines (some shared filesystems), a second builder's entry is
+    dropped in favour of the first one's instead of failing.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
@@ -37,6 +39,10 @@ def build_once(target: Path) -> Iterator[Path | None]:
         tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
         try:
             yield tmp
-            os.replace(tmp, target)
+            try:
+                os.replace(tmp, target)
+            except OSError:
+                if not target.exists():  # else built meanwhile elsewhere: as good as ours
+                    raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

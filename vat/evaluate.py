@@ -13,6 +13,10 @@ The post model is either a checkpoint (``post_model=<HF dir or LoRA adapter dir>
 model under a prompting intervention (``intervention=prompting intervention.shots=[2,4,8]``). The
 pre state is cached on disk, keyed by model, held-out items, probe settings and prompt, so a second
 evaluation of the same base model does not recompute it.
+
+Under torchrun (``torchrun --nproc_per_node=N evaluate.py ... hydra.run.dir=<dir>``) the ranks
+share the scoring (whole scenes per rank, gathered back in order: the same scores as one process);
+rank zero computes the metrics and writes every file. Give every rank the same ``hydra.run.dir``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from vat.data import ItemSet
 from vat.metrics import VATResult, compute_vat, stability, to_jsonable
 from vat.models import as_spec, load
 from vat.models.loading import load_model
+from vat.probes import distributed as D
 from vat.probes.base import ProbeResult, PromptContext, fingerprint, validity
 from vat.run import build_items, setup
 
@@ -46,13 +51,33 @@ def items_fingerprint(items: ItemSet) -> str:
 
 def score_cached(probe, model, tokenizer, items: ItemSet, ctx: PromptContext | None, model_key: dict,
                  use_cache: bool = True) -> ProbeResult:  # fmt: skip
-    """`probe.score(...)`, reusing a cached result for the same model, items, probe and prompt."""
+    """`probe.score(...)`, reusing a cached result for the same model, items, probe and prompt.
+
+    In a distributed job every rank calls this: rank zero looks the entry up and hands it to all
+    ranks; on a miss all ranks score (sharded) and rank zero alone writes the entry. The other
+    ranks never touch the cache, so it need not be on a shared filesystem.
+    """
     if not use_cache:
         return probe.score(model, tokenizer, items, ctx)
     key = fingerprint(
         model_key, items_fingerprint(items), probe.config(), ctx.fingerprint() if ctx else None
     )
     target = cache_dir() / "states" / f"{probe.name}-{key}"
+    if D.rank_world()[1] > 1:
+        # No file lock across the collective scoring: a rank holding it while the others wait
+        # on it would deadlock. The entry is renamed into place whole, so `exists` is enough.
+        cached = D.broadcast(
+            ProbeResult.load(target) if D.is_rank_zero() and target.exists() else None
+        )
+        if cached is not None:
+            log.info("pre state from cache: %s", target)
+            return cached
+        result = probe.score(model, tokenizer, items, ctx)
+        if D.is_rank_zero():
+            with build_once(target) as tmp:
+                if tmp is not None:  # else another job wrote it meanwhile
+                    result.save(tmp)
+        return result
     with build_once(target) as tmp:
         if tmp is None:
             log.info("pre state from cache: %s", target)
@@ -92,16 +117,22 @@ def metrics_for(
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    out = setup(cfg)
-    probe = instantiate(cfg.probe, _convert_="all")
-    intervention = instantiate(cfg.intervention, _convert_="all")
-    items = build_items(cfg)
-    return measure(cfg, items, probe, intervention, out, post_model=cfg.post_model)
+    """Under torchrun (``WORLD_SIZE > 1``) the ranks share the scoring; rank zero writes."""
+    with D.process_group_from_env():
+        out = setup(cfg)
+        probe = instantiate(cfg.probe, _convert_="all")
+        intervention = instantiate(cfg.intervention, _convert_="all")
+        items = build_items(cfg)
+        return measure(cfg, items, probe, intervention, out, post_model=cfg.post_model)
 
 
 def measure(cfg: DictConfig, items: ItemSet, probe, intervention, out: Path,
             post_model: str | None = None, model_and_tokenizer=None) -> dict:  # fmt: skip
-    """Pre vs post on the held-out items with one probe; writes states, vat.json, report, figures."""
+    """Pre vs post on the held-out items with one probe; writes states, vat.json, report, figures.
+
+    In a distributed job every rank scores its share of the items, rank zero alone computes the
+    metrics and writes the files, and every rank returns rank zero's payload.
+    """
     target = V.normalize_value(cfg.value.name)
     held = items.heldout()
     if post_model is None and not intervention.strengths():
@@ -109,21 +140,31 @@ def measure(cfg: DictConfig, items: ItemSet, probe, intervention, out: Path,
             "nothing to compare with the base model: set post_model=<checkpoint or adapter dir> "
             "or intervention=prompting"
         )
+    zero = D.is_rank_zero()
     spec = as_spec(cfg.model)
     model, tok = model_and_tokenizer or load(spec, with_lora=False)
-    out.mkdir(parents=True, exist_ok=True)
+    model = model.to(D.local_device())
+    if zero:
+        out.mkdir(parents=True, exist_ok=True)
 
     pre = score_cached(probe, model, tok, held, None, model_key(cfg.model), use_cache=cfg.cache_pre)
-    pre.save(out / "states_pre")
-    valid = validity(pre)
-
     posts: list[tuple[float | None, ProbeResult]] = []
     if post_model is not None:
-        posts.append((None, probe.score(load_post_model(post_model, spec), tok, held)))
+        post_net = load_post_model(post_model, spec).to(D.local_device())
+        posts.append((None, probe.score(post_net, tok, held)))
     else:
         for k in intervention.strengths():
             posts.append((k, probe.score(model, tok, held, intervention.context(items, target, k))))
+    payload = write_measurement(cfg, out, probe, intervention, post_model, spec, held, target,
+                                pre, posts) if zero else None  # fmt: skip
+    return D.broadcast(payload)
 
+
+def write_measurement(cfg, out: Path, probe, intervention, post_model, spec, held: ItemSet,
+                      target: str, pre: ProbeResult, posts: list) -> dict:  # fmt: skip
+    """Metrics of each post state against the pre state, and every file of the run directory."""
+    pre.save(out / "states_pre")
+    valid = validity(pre)
     scenes, names, S_pre = pre.state("value")
     arrays = {"scenes": np.array(scenes), "values": np.array(names), "pre": S_pre}
     results = []

@@ -30,6 +30,7 @@ from vat.data.training import (
     TrainPrompt,
 )
 from vat.evaluate import measure, model_key
+from vat.launch import check_launch
 from vat.losses import sequence_logps
 from vat.metrics import to_jsonable
 from vat.models import as_spec, load_model, load_tokenizer
@@ -41,7 +42,9 @@ log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> dict:
+    check_launch(cfg)  # a multi-device run started so that ranks would re-run a sweep: refuse now
     out = setup(cfg)
+    strategy = build_strategy(cfg) if cfg.method.name != "prompting" else None  # fails early
     items = build_items(cfg)
     target = V.normalize_value(cfg.value.name)
     data_check = check_items(items, target)
@@ -88,8 +91,11 @@ def train(cfg: DictConfig) -> dict:
     OmegaConf.save(cfg, ckpt_dir / "config.yaml")  # the resolved config beside the checkpoints
     callbacks = [vat_cb] + [instantiate(c) for k, c in cfg.callbacks.items() if k != "vat" and c]
     loggers = [instantiate(lg) for lg in cfg.logger.values() if lg] if cfg.get("logger") else False
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers,
-                                     accumulate_grad_batches=accumulate)  # fmt: skip
+    # use_distributed_sampler=False: EpochShuffleSampler shards itself across ranks (Lightning's
+    # wrapper would shuffle again on top, and the ranks would not share one process's batches).
+    trainer: L.Trainer = instantiate(cfg.trainer, strategy=strategy, callbacks=callbacks,
+                                     logger=loggers, accumulate_grad_batches=accumulate,
+                                     use_distributed_sampler=False)  # fmt: skip
     for lg in trainer.loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         if is_dpo:
@@ -97,8 +103,9 @@ def train(cfg: DictConfig) -> dict:
                             if isinstance(v, int | float)}, step=0)  # fmt: skip
     try:
         trainer.fit(module, train_dataloaders=loader, ckpt_path=cfg.ckpt_path)
+        policy = trained_policy(trainer, module)  # every rank takes part (ZeRO-3 gathers)
         if trainer.is_global_zero:
-            summary["export"] = export_hf(module.model, tokenizer, out)
+            summary["export"] = export_hf(policy, tokenizer, out)
             summary["final"] = final_report(out, vat_cb, summary, cfg)
             (out / "summary.json").write_text(
                 json.dumps(to_jsonable(summary), indent=2, allow_nan=False)
@@ -131,6 +138,32 @@ def train_prompting(cfg: DictConfig, items, out: Path) -> dict:
         )
     (out / "summary.json").write_text(json.dumps(results, indent=2))
     return results
+
+
+def build_strategy(cfg: DictConfig):
+    """`cfg.strategy` as the Trainer takes it: a name (strategy=auto) or a Strategy object.
+
+    Lightning's DeepSpeedStrategy runs on CUDA GPUs only but says so only once `fit` starts, after
+    the data, tokenizer and reference log-probs: check it here, before anything loads. (A subclass
+    that replaces that check, such as the tests' CPU variant, is trusted.)
+    """
+    from lightning.pytorch.strategies import DeepSpeedStrategy
+
+    if "_target_" not in cfg.strategy:
+        return cfg.strategy.name
+    strategy = instantiate(cfg.strategy, _convert_="all")  # DeepSpeed wants its config as a dict
+    cuda_only = type(strategy).setup_environment is DeepSpeedStrategy.setup_environment
+    accelerator = str(cfg.trainer.accelerator)
+    if cuda_only and accelerator not in ("auto", "gpu", "cuda"):
+        problem = f"trainer.accelerator={accelerator}"
+    elif cuda_only and not torch.cuda.is_available():
+        problem = "no CUDA GPU is visible"
+    else:
+        return strategy
+    raise RuntimeError(
+        f"strategy {cfg.strategy._target_} (DeepSpeed) needs CUDA GPUs, but {problem}: "
+        "use strategy=ddp or strategy=auto without GPUs"
+    )
 
 
 def world_size(trainer_cfg) -> int:
@@ -215,6 +248,32 @@ def value_gap(ref: torch.Tensor) -> dict:
     if gap["warning"]:
         log.warning("value-gap check: %s", gap["warning"])
     return gap
+
+
+def trained_policy(trainer: L.Trainer, module):
+    """The trained HF model, whole and unsharded, on global rank 0 (None on the other ranks).
+
+    Under ZeRO-3 each rank holds a shard of every weight: all ranks must call this, DeepSpeed gathers
+    the full state dict onto rank 0 one layer at a time, and rank 0 loads it into a fresh copy of the
+    policy built outside ZeRO-3. Otherwise the module's own model is already whole.
+    """
+    from lightning.pytorch.strategies import DeepSpeedStrategy
+
+    strategy = trainer.strategy
+    if not (isinstance(strategy, DeepSpeedStrategy) and strategy.zero_stage_3):
+        return module.model if trainer.is_global_zero else None
+    state = strategy.deepspeed_engine._zero3_consolidated_16bit_state_dict()  # collective
+    module.hf_zero3 = None  # transformers' ZeRO-3 switch off: the copy below is a plain model
+    if not trainer.is_global_zero:
+        return None
+    from vat.modules.common import build_policy
+
+    policy = build_policy(module.model_cfg)
+    prefix = "model."  # the policy's keys in the LightningModule's state dict
+    policy.load_state_dict(
+        {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+    )
+    return policy
 
 
 def export_hf(model, tokenizer, out: Path) -> dict:

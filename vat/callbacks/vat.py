@@ -7,6 +7,10 @@ against the global step: gain, GND and its interval, nvat_offdiag, the shift per
 hubs. Every row is also appended to ``vat_curve.jsonl`` in the run directory, so the curve exists
 without W&B. A step is never logged twice: on resume the curve is cut back to the restored step
 and continues from there.
+
+Distributed (DDP, DeepSpeed): every rank takes part in every evaluation, scoring its share of the
+held-out scenes (required under ZeRO-3, where each forward is collective), and gets all the scores;
+rank zero alone computes the metrics, logs them and writes the curve and the state files.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from vat.data import ItemSet
 from vat.evaluate import metrics_for, score_cached
 from vat.metrics import VATResult
+from vat.probes import distributed as D
 from vat.probes.base import ProbeResult
 
 log = logging.getLogger(__name__)
@@ -152,20 +157,27 @@ class VATCallback(L.Callback):
                 log.warning("W&B image logging failed at step %d: %s", step, e)
 
     def _resume_curve(self, step: int) -> None:
-        """Keep the rows up to the restored step (later ones will be recomputed) and mark them done."""
-        if not self.curve_path.exists():
-            return
-        rows = [
-            json.loads(line)
-            for line in self.curve_path.read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        ]
-        keep = [r for r in rows if r["step"] <= step]
-        self.done = {(r["step"], r["probe"]) for r in keep}
-        if len(keep) != len(rows) and rank_zero_only.rank == 0:
-            tmp = self.curve_path.with_suffix(".jsonl.tmp")
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
-            os.replace(tmp, self.curve_path)
+        """Keep the rows up to the restored step (later ones will be recomputed) and mark them done.
+
+        Rank zero reads the curve and every rank gets its done set: the ranks must agree on which
+        steps to evaluate (each evaluation is collective), whatever files they can see.
+        """
+        done = None
+        if D.is_rank_zero():
+            done = set()
+            if self.curve_path.exists():
+                rows = [
+                    json.loads(line)
+                    for line in self.curve_path.read_text(encoding="utf-8").splitlines()
+                    if line.strip()
+                ]
+                keep = [r for r in rows if r["step"] <= step]
+                done = {(r["step"], r["probe"]) for r in keep}
+                if len(keep) != len(rows):
+                    tmp = self.curve_path.with_suffix(".jsonl.tmp")
+                    tmp.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
+                    os.replace(tmp, self.curve_path)
+        self.done = D.broadcast(done)
 
 
 def curve_row(res: VATResult, probe: str, step: int, epoch: int, elapsed: float) -> dict:

@@ -424,10 +424,15 @@ def length_grouped_indices(
 
 
 class EpochShuffleSampler(torch.utils.data.Sampler[int]):
-    """Shuffles with a permutation that depends only on (seed, epoch).
+    """Shuffles with a permutation that depends only on (seed, epoch), and shards it across ranks.
 
     Lightning calls `set_epoch` at the start of every epoch (as for `DistributedSampler`), so a run
-    resumed from a checkpoint sees exactly the batches an uninterrupted run would have seen.
+    resumed from a checkpoint sees exactly the batches an uninterrupted run would have seen. Under
+    several processes (torch.distributed initialised) rank r takes every world-th index of the
+    same permutation from r on (wrapping round to equal lengths, as `DistributedSampler` does): the
+    ranks' micro-batches of one optimizer step then hold exactly the examples a single process sees
+    in that step, so the run does not depend on the number of devices. (Lightning's own sampler
+    wrapper would shuffle once more on top: the Trainer gets ``use_distributed_sampler=False``.)
     """
 
     def __init__(self, n: int, seed: int = 0):
@@ -436,9 +441,19 @@ class EpochShuffleSampler(torch.utils.data.Sampler[int]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    @staticmethod
+    def _shard() -> tuple[int, int]:
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
+        perm = torch.randperm(self.n, generator=g).tolist()
+        rank, world = self._shard()
+        perm += perm[: len(self) * world - self.n]
+        return iter(perm[rank::world])
 
     def __len__(self) -> int:
-        return self.n
+        return -(-self.n // self._shard()[1])

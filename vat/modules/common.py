@@ -2,26 +2,82 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 
 from vat.models import as_spec, load_model
+from vat.models.loading import apply_lora
 
 log = logging.getLogger(__name__)
 
 
 def build_policy(model_cfg: Any):
     """The trainable HF model: base weights plus LoRA adapters when the config asks for them."""
-    model = load_model(as_spec(model_cfg), with_lora=True)
+    spec = as_spec(model_cfg)
+    model = load_model(spec, with_lora=False)
+    if spec.lora is not None:
+        # The run's seed alone fixes the adapters' init, however much randomness loading used
+        # (plain, DDP and ZeRO-3 loading differ), so runs under every strategy start alike.
+        torch.manual_seed(torch.initial_seed())
+        with outside_zero_init():
+            model = apply_lora(model, spec.lora)
     model.train()
-    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    n_all = sum(p.numel() for p in model.parameters())
+    n_train = sum(_numel(p) for p in model.parameters() if p.requires_grad)
+    n_all = sum(_numel(p) for p in model.parameters())
     log.info(
         "policy: %d trainable of %d parameters (%.2f%%)", n_train, n_all, 100 * n_train / n_all
     )
     return model
+
+
+@contextlib.contextmanager
+def outside_zero_init() -> Iterator[None]:
+    """Create tensors whole even inside DeepSpeed ZeRO-3's `zero.Init` (a no-op elsewhere).
+
+    For LoRA adapters: PEFT initialising already partitioned (empty) weights does nothing, so lora_B
+    would keep a random init instead of zeros. Whole adapters are partitioned when the engine starts.
+    """
+    zero_init = sys.modules.get("deepspeed.runtime.zero.partition_parameters")
+    active = zero_init is not None and zero_init.top_level_context is not None
+    if active:
+        zero_init.shutdown_init_context()
+    try:
+        yield
+    finally:
+        if active:
+            zero_init.restore_init_context()
+
+
+def _numel(p: torch.nn.Parameter) -> int:
+    return getattr(p, "ds_numel", p.numel())  # ZeRO-3 partitioned parameters are empty locally
+
+
+def zero_stage(module) -> int:
+    """The DeepSpeed ZeRO stage the module trains under (0: not DeepSpeed, or not attached)."""
+    from lightning.pytorch.strategies import DeepSpeedStrategy
+
+    strategy = module._trainer.strategy if module._trainer is not None else None
+    if not isinstance(strategy, DeepSpeedStrategy):
+        return 0
+    return int((strategy.config or {}).get("zero_optimization", {}).get("stage", 0))
+
+
+def hf_zero3_config(module):
+    """Under ZeRO-3, the `HfDeepSpeedConfig` transformers must see while it builds a model in
+    `configure_model` (inside DeepSpeed's `zero.Init`): `from_pretrained` then loads the checkpoint
+    into the partitioned parameters; without it loading fails (transformers 5.24: IndexError) or
+    leaves wrong weights. transformers holds only a weak reference: keep the returned object alive
+    while models are built or run under ZeRO-3 (generate() reads it too). None otherwise."""
+    if zero_stage(module) != 3:
+        return None
+    from transformers.integrations import HfDeepSpeedConfig
+
+    return HfDeepSpeedConfig(module.trainer.strategy.config)
 
 
 def plain(cfg: Any) -> Any:
@@ -59,7 +115,8 @@ def trainable_parameters(model) -> list[torch.nn.Parameter]:
 def optimizers(optimizer_fn, scheduler_fn, model) -> Any:
     """`configure_optimizers` for both modules: the `_partial_` optimizer over the trainable
     parameters, and the `_partial_` scheduler (if any) stepped every optimizer step."""
-    opt = optimizer_fn(params=trainable_parameters(model))
+    # positional: torch optimizers call it params, DeepSpeedCPUAdam model_params
+    opt = optimizer_fn(trainable_parameters(model))
     if scheduler_fn is None:
         return opt
     return {
@@ -68,10 +125,26 @@ def optimizers(optimizer_fn, scheduler_fn, model) -> Any:
     }
 
 
-def log_throughput(module, batch, t_start: float) -> None:
-    """Tokens per second of one batch's forward, backward and optimizer step (evaluation excluded)."""
+def throughput_start(module, batch) -> None:
+    """At each training batch's start: open the timing window (first micro-batch of a step) and
+    count the batch's tokens."""
     import time
 
-    module.log(
-        "perf/tokens_per_s", tokens_per_batch(batch) / (time.perf_counter() - t_start), on_step=True
-    )
+    if getattr(module, "_t_last", None) is None:
+        module._t_last, module._tokens = time.perf_counter(), 0
+    module._tokens += tokens_per_batch(batch)
+
+
+def throughput_end(module) -> None:
+    """After the optimizer step: log ``perf/tokens_per_s`` (this rank) over the step's micro-batches.
+
+    Called from ``optimizer_step``, i.e. before the batch-end callbacks: the VAT evaluation and
+    checkpoint writes (which run in ``on_train_batch_end``) are not counted as training time.
+    """
+    import time
+
+    if getattr(module, "_t_last", None) is None:
+        return
+    module.log("perf/tokens_per_s", module._tokens / (time.perf_counter() - module._t_last),
+               on_step=True)  # fmt: skip
+    module._t_last = None

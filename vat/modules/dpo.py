@@ -13,7 +13,7 @@ The reference policy sits behind one switch, ``reference``:
 
 from __future__ import annotations
 
-import time
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +22,19 @@ import torch
 
 from vat.losses import preference_metrics, preference_plus_sft, sequence_logps
 from vat.models import as_spec, load_model
-from vat.modules.common import build_policy, freeze, is_peft, log_throughput, optimizers, plain
+from vat.modules.common import (
+    build_policy,
+    freeze,
+    hf_zero3_config,
+    is_peft,
+    optimizers,
+    plain,
+    throughput_end,
+    throughput_start,
+    zero_stage,
+)
+
+log = logging.getLogger(__name__)
 
 REFERENCES = ("adapter_disabled", "precomputed", "frozen_copy")
 
@@ -52,6 +64,7 @@ class DPOModule(L.LightningModule):
         self.sft_weight = sft_weight
         self.model = None
         self.ref_model = None
+        self.hf_zero3 = None
         # (N, 2) float64 tensor of reference (chosen, rejected) log-probs, by example index.
         self.reference_logps: torch.Tensor | None = None
         self._t_last = None
@@ -61,11 +74,19 @@ class DPOModule(L.LightningModule):
         """Built here, not in __init__, so sharded strategies can partition it at creation."""
         if self.model is not None:
             return
+        self.hf_zero3 = hf_zero3_config(self)  # ZeRO-3: kept alive for transformers (weak ref)
         self.model = build_policy(self.model_cfg)
         if self.reference == "adapter_disabled" and not is_peft(self.model):
             raise ValueError("method.reference=adapter_disabled needs LoRA (set model.lora)")
         if self.reference == "frozen_copy":
-            # A separate copy of the base weights, never given adapters or gradients.
+            # A separate copy of the base weights, never given adapters or gradients. Under ZeRO-3
+            # it is partitioned like the policy; under ZeRO-1/2 it is whole on every GPU.
+            if zero_stage(self) in (1, 2):
+                log.warning(
+                    "method.reference=frozen_copy under DeepSpeed ZeRO-%d keeps a full copy of the "
+                    "model on every GPU: use reference=precomputed (no reference model at all) or "
+                    "ZeRO-3 (sharded copy)", zero_stage(self)
+                )  # fmt: skip
             self.ref_model = freeze(load_model(as_spec(self.model_cfg), with_lora=False))
 
     def set_reference_logps(self, logps: torch.Tensor) -> None:
@@ -122,7 +143,8 @@ class DPOModule(L.LightningModule):
         return optimizers(self.optimizer_fn, self.scheduler_fn, self.model)
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
-        self._t_last = time.perf_counter()
+        throughput_start(self, batch)
 
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        log_throughput(self, batch, self._t_last)
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        throughput_end(self)

@@ -5,14 +5,20 @@ Cross-entropy on the response tokens only (the prompt is masked with -100 by the
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 import lightning as L
 
 from vat.losses import sft_loss
-from vat.modules.common import build_policy, log_throughput, optimizers, plain
+from vat.modules.common import (
+    build_policy,
+    hf_zero3_config,
+    optimizers,
+    plain,
+    throughput_end,
+    throughput_start,
+)
 
 
 class SFTModule(L.LightningModule):
@@ -24,10 +30,12 @@ class SFTModule(L.LightningModule):
         self.optimizer_fn = optimizer
         self.scheduler_fn = scheduler
         self.model = None
+        self.hf_zero3 = None
         self._t_last = None
 
     def configure_model(self) -> None:
         if self.model is None:
+            self.hf_zero3 = hf_zero3_config(self)  # ZeRO-3: kept alive for transformers (weak ref)
             self.model = build_policy(self.model_cfg)
 
     def _step(self, batch, stage: str):
@@ -49,7 +57,8 @@ class SFTModule(L.LightningModule):
         return optimizers(self.optimizer_fn, self.scheduler_fn, self.model)
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
-        self._t_last = time.perf_counter()
+        throughput_start(self, batch)
 
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        log_throughput(self, batch, self._t_last)
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        throughput_end(self)

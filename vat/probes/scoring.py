@@ -14,6 +14,9 @@ Properties the probes rely on (and the tests check):
   share a long token prefix (system prompt, few-shot examples, the scenario). The prefix is run
   once, its KV cache is repeated across the group's batch, and only the suffixes are run. The
   scores equal those without reuse (within float tolerance); it is a pure speed-up.
+- **Distributed.** Inside a distributed job every rank scores a share of whole groups and gets all
+  the scores back, in order, with the same number of forward passes on each rank
+  (`vat.probes.distributed`).
 - Tokenisation follows lm-evaluation-harness (`HFLM._encode_pair`): trailing spaces of the context
   move to the continuation, the continuation is ``encode(context + continuation)`` minus the
   context's tokens, and the model sees ``context_ids + continuation_ids``.
@@ -32,6 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+
+from vat.probes import distributed as D
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +87,18 @@ def single_token_ids(tokenizer, labels: Sequence[str]) -> list[int]:
     return ids
 
 
+class _Unit:
+    """Batches (request indices) run after one shared cached prefix of `prefix` tokens."""
+
+    def __init__(self, prefix: int, batches: list[list[int]], fulls: list[list[int]]):
+        self.prefix = prefix
+        self.batches = batches
+        self.size = sum(map(len, batches))
+        self.forwards = len(batches) + (1 if prefix else 0)
+        # tokens run: the prefix once, then each batch padded to its longest suffix
+        self.cost = prefix + sum(len(b) * (max(len(fulls[i]) for i in b) - prefix) for b in batches)
+
+
 class Scorer:
     """Scores `Request`s under a causal LM (see the module docstring for the guarantees).
 
@@ -128,13 +145,20 @@ class Scorer:
         return next(self.model.parameters()).device
 
     # ------------------------------------------------------------------------------ public
-    @torch.inference_mode()
+    # no_grad, not inference_mode: under DeepSpeed ZeRO-3 parameters gathered in inference mode
+    # become inference tensors that the next training step cannot save for backward.
+    @torch.no_grad()
     def score(
         self,
         requests: Sequence[Request],
         option_ids: Sequence[int] | None = None,
         desc: str = "scoring",
     ) -> Scores:
+        """Scores of `requests`, in their order.
+
+        In a distributed job (see `vat.probes.distributed`) every rank must call this with the
+        same requests: each scores a share of whole units and every rank gets all the scores.
+        """
         n = len(requests)
         fulls = [list(r.context) + list(r.continuation) for r in requests]
         for i, r in enumerate(requests):
@@ -146,19 +170,40 @@ class Scorer:
         out_opt = None if option_ids is None else np.zeros((n, len(option_ids)), dtype=np.float64)
         opt = None if option_ids is None else torch.tensor(list(option_ids), device=self.device)
 
-        plan = self._plan(requests, fulls)
+        units = self._units(self._plan(requests, fulls), fulls)
+        rank, world = D.rank_world() if D.sharding() else (0, 1)
+        if world > 1:
+            owner = D.assign([u.cost for u in units], world)
+            mine = [u for u, r in zip(units, owner, strict=True) if r == rank]
+        else:
+            mine = units
+        n_forwards = sum(u.forwards for u in mine)
+        pad = 0
+        if world > 1:
+            # Same requests on every rank (else the shares overlap or miss some), and the same
+            # number of forwards: pad the shorter shares (ZeRO-3 forwards are collective).
+            info = D.gather((n, sum(map(len, fulls)), n_forwards))
+            if len({i[:2] for i in info}) > 1:
+                raise RuntimeError(
+                    "distributed scoring: the ranks were given different requests "
+                    f"((count, tokens) per rank: {[i[:2] for i in info]}); every rank must score "
+                    "the same items with the same prompt"
+                )
+            pad = max(i[2] for i in info) - n_forwards
+            log.info("%s: rank %d of %d scores %d of %d requests in %d forwards (+%d to keep step)",
+                     desc, rank, world, sum(u.size for u in mine), n, n_forwards, pad)  # fmt: skip
         was_training = self.model.training
         self.model.eval()
-        bar = tqdm(total=n, desc=desc, unit="item", disable=not self.progress, leave=False)
+        bar = tqdm(total=sum(u.size for u in mine), desc=desc, unit="item",
+                   disable=not self.progress or rank != 0, leave=False)  # fmt: skip
         try:
-            for prefix_len, members in plan:
-                cache = self._prefix_cache(fulls[members[0]][:prefix_len]) if prefix_len else None
-                for start in range(0, len(members), self.batch_size):
-                    idx = members[start : start + self.batch_size]
+            for u in mine:
+                cache = self._prefix_cache(fulls[u.batches[0][0]][: u.prefix]) if u.prefix else None
+                for idx in u.batches:
                     lp, ol = self._run(
                         [fulls[i] for i in idx],
                         [len(requests[i].context) for i in idx],
-                        prefix_len,
+                        u.prefix,
                         cache,
                         opt,
                     )
@@ -166,9 +211,18 @@ class Scorer:
                     if out_opt is not None:
                         out_opt[idx] = ol
                     bar.update(len(idx))
+            for _ in range(pad):
+                self._dummy_forward()
         finally:
             bar.close()
             self.model.train(was_training)
+        if world > 1:
+            idx = [i for u in mine for b in u.batches for i in b]
+            part = (idx, out_lp[idx], None if out_opt is None else out_opt[idx])
+            for p_idx, p_lp, p_opt in D.gather(part):
+                out_lp[p_idx] = p_lp
+                if out_opt is not None:
+                    out_opt[p_idx] = p_opt
         n_tokens = np.array([len(r.continuation) for r in requests], dtype=np.int64)
         return Scores(out_lp, n_tokens, out_opt)
 
@@ -201,6 +255,27 @@ class Scorer:
         # Longest work first, so an out-of-memory shows at once.
         plan.sort(key=lambda pm: -len(fulls[pm[1][0]]))
         return plan
+
+    def _units(self, plan, fulls) -> list[_Unit]:
+        """The plan as units of work a rank takes whole: a group with its cached prefix and all
+        its batches (the prefix is run once), or one batch of loose requests."""
+        units = []
+        for k, members in plan:
+            batches = [
+                members[s : s + self.batch_size] for s in range(0, len(members), self.batch_size)
+            ]
+            if k:
+                units.append(_Unit(k, batches, fulls))
+            else:
+                units.extend(_Unit(0, [b], fulls) for b in batches)
+        return units
+
+    def _dummy_forward(self) -> None:
+        """A one-token forward that only keeps a rank in step with the others."""
+        ids = torch.full((1, 1), self.pad_token_id, dtype=torch.long, device=self.device)
+        kw = {"logits_to_keep": 1} if _supports_logits_to_keep(self.model) else {}
+        with self._autocast():
+            self.model(input_ids=ids, use_cache=False, **kw)
 
     def _autocast(self):
         if self.autocast_dtype is None:
