@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
 from vat import values as V
+from vat.safety import check_targets
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "hydra")
@@ -34,6 +35,7 @@ def test_every_group_is_used():
 def test_every_option_composes(compose_cfg, config_name, group, option):
     cfg = compose_cfg(config_name, [f"{group}={option}"])
     node = cfg if group == "experiment" else cfg[group]  # experiments are global overlays
+    check_targets(cfg)  # every shipped option names allowlisted callables only
     # Resolve everything except mandatory fields the user fills (e.g. data.source for data=file).
     OmegaConf.to_container(node, resolve=True, throw_on_missing=False)
 

@@ -49,7 +49,8 @@ RUN = [
     "method.module.optimizer._target_=torch.optim.SGD", "method.module.optimizer.lr=0.05",
 ]  # fmt: skip
 TWO_CPUS = ["trainer.devices=2", "trainer.accelerator=cpu"]
-CPU_DEEPSPEED = [*TWO_CPUS, "strategy._target_=tests.distributed.CPUDeepSpeedStrategy"]
+CPU_DEEPSPEED = [*TWO_CPUS, "strategy._target_=tests.distributed.CPUDeepSpeedStrategy",
+                 "security.allow_targets=[tests.distributed.]"]  # fmt: skip
 TIMEOUT = 600
 
 

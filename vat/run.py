@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from vat.data import ItemSet
+from vat.safety import check_targets
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,7 @@ def setup(cfg: DictConfig) -> Path:
 
     Returns the run's output directory.
     """
+    check_targets(cfg)  # before anything is instantiated: a config must not run arbitrary code
     OmegaConf.resolve(cfg)
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
