@@ -36,12 +36,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.overrides import FAST
+
 ROOT = Path(__file__).resolve().parents[1]
-FAST = [
-    "model=tiny", "logger=csv", "~probe@probes.judgment", "callbacks.vat.log_images=false",
-    "metrics.n_bootstrap=100", "metrics.n_permutations=200", "probes.likelihood.progress=false",
-    "~callbacks.progress",
-]  # fmt: skip
 # 20 scenes: 18 training pairs for benevolence and 2 held-out scenes (40 items) for the VAT probe.
 RUN = [
     *FAST, "data=file", "data.test_fraction=0.1", "batch.micro_size=1", "batch.global_size=6",

@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from tests.overrides import FAST
 from vat.data import BUNDLED, ItemSet, load_items
 from vat.models import ModelSpec, load
 from vat.probes import JudgmentProbe, LikelihoodProbe
@@ -229,9 +230,7 @@ def test_evaluate_under_torchrun_equals_single_process(compose_cfg, tiny_dir, tm
 
 
 TRAIN = [
-    "model=tiny", "logger=csv", "~probe@probes.judgment", "callbacks.vat.log_images=false",
-    "~callbacks.progress", "metrics.n_bootstrap=100", "metrics.n_permutations=200",
-    "probes.likelihood.progress=false", "method=dpo", "method.module.reference=precomputed",
+    *FAST, "method=dpo", "method.module.reference=precomputed",
     "trainer.max_steps=4", "callbacks.vat.every_n_steps=2", "trainer.accelerator=cpu",
     # every step sees all 34 training pairs (17 per micro-batch), so one process accumulating two
     # micro-batches and two processes with one each take the same optimizer steps

@@ -17,16 +17,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
 
+from tests.overrides import FAST
 from vat import launch as VL
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 LAUNCH = ROOT / "launch"
-FAST = [
-    "model=tiny", "logger=csv", "~probe@probes.judgment", "callbacks.vat.log_images=false",
-    "metrics.n_bootstrap=100", "metrics.n_permutations=200", "probes.likelihood.progress=false",
-    "~callbacks.progress",
-]  # fmt: skip
 
 
 @pytest.fixture

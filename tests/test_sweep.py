@@ -15,6 +15,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
+from tests.overrides import FAST as TINY
 from vat.sweep import config_diff, planned_cells, read_manifest, update_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,11 +109,7 @@ def test_wandb_group_is_the_sweep_in_a_multirun_and_none_otherwise(tmp_path):
 
 
 # ---------------------------------------------------------------------------- end to end
-FAST = [
-    "model=tiny", "logger=csv", "~probe@probes.judgment", "callbacks.vat.log_images=false",
-    "metrics.n_bootstrap=100", "metrics.n_permutations=100", "probes.likelihood.progress=false",
-    "~callbacks.progress", "trainer.max_steps=2", "callbacks.vat.every_n_steps=1",
-]  # fmt: skip
+FAST = [*TINY, "trainer.max_steps=2", "callbacks.vat.every_n_steps=1"]
 GRID = ["value=benevolence,security", "method=sft,dpo"]
 
 

@@ -11,12 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.overrides import FAST
+
 ROOT = Path(__file__).resolve().parents[1]
-FAST = [
-    "model=tiny", "logger=csv", "~probe@probes.judgment", "callbacks.vat.log_images=false",
-    "metrics.n_bootstrap=100", "metrics.n_permutations=200", "probes.likelihood.progress=false",
-    "~callbacks.progress",
-]  # fmt: skip
 
 
 def curve(out: Path) -> list[dict]:

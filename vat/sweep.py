@@ -40,7 +40,6 @@ MANIFEST = "manifest.json"
 STATUS = "status.json"
 # Keys that may differ between two runs of the same cell (machine paths, the resume switch).
 VOLATILE_KEYS = ("paths", "ckpt_path")
-STATES = ("pending", "running", "done", "failed")
 MAX_NAME = 160  # a cell dir's name stays well under the 255-byte file name limit
 
 

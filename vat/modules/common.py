@@ -1,4 +1,4 @@
-"""Pieces both LightningModules share (functions, not a base class)."""
+"""Pieces both LightningModules share: `PolicyModule` (the Lightning hooks) and helper functions."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+import lightning as L
 import torch
 
 from vat.models import as_spec, load_model
@@ -148,3 +149,24 @@ def throughput_end(module) -> None:
     module.log("perf/tokens_per_s", module._tokens / (time.perf_counter() - module._t_last),
                on_step=True)  # fmt: skip
     module._t_last = None
+
+
+class PolicyModule(L.LightningModule):
+    """The Lightning hooks SFT and DPO share; a subclass defines ``_step(batch, stage)`` and sets
+    ``model``, ``optimizer_fn`` and ``scheduler_fn``."""
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        return self._step(batch, "val")
+
+    def configure_optimizers(self):
+        return optimizers(self.optimizer_fn, self.scheduler_fn, self.model)
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        throughput_start(self, batch)
+
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        throughput_end(self)

@@ -17,20 +17,17 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import lightning as L
 import torch
 
 from vat.losses import preference_metrics, preference_plus_sft, sequence_logps
 from vat.models import as_spec, load_model
 from vat.modules.common import (
+    PolicyModule,
     build_policy,
     freeze,
     hf_zero3_config,
     is_peft,
-    optimizers,
     plain,
-    throughput_end,
-    throughput_start,
     zero_stage,
 )
 
@@ -39,7 +36,7 @@ log = logging.getLogger(__name__)
 REFERENCES = ("adapter_disabled", "precomputed", "frozen_copy")
 
 
-class DPOModule(L.LightningModule):
+class DPOModule(PolicyModule):
     def __init__(
         self,
         model: Any,
@@ -67,7 +64,6 @@ class DPOModule(L.LightningModule):
         self.hf_zero3 = None
         # (N, 2) float64 tensor of reference (chosen, rejected) log-probs, by example index.
         self.reference_logps: torch.Tensor | None = None
-        self._t_last = None
 
     # ------------------------------------------------------------------ model
     def configure_model(self) -> None:
@@ -132,19 +128,3 @@ class DPOModule(L.LightningModule):
                         f"logps/rejected{'' if on_step else '_' + stage}": pr.detach().mean()})  # fmt: skip
         self.log_dict(metrics, on_step=on_step, on_epoch=not on_step)
         return loss
-
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        return self._step(batch, "val")
-
-    def configure_optimizers(self):
-        return optimizers(self.optimizer_fn, self.scheduler_fn, self.model)
-
-    def on_train_batch_start(self, batch, batch_idx) -> None:
-        throughput_start(self, batch)
-
-    def optimizer_step(self, *args, **kwargs) -> None:
-        super().optimizer_step(*args, **kwargs)
-        throughput_end(self)

@@ -8,20 +8,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import lightning as L
-
 from vat.losses import sft_loss
 from vat.modules.common import (
+    PolicyModule,
     build_policy,
     hf_zero3_config,
-    optimizers,
     plain,
-    throughput_end,
-    throughput_start,
 )
 
 
-class SFTModule(L.LightningModule):
+class SFTModule(PolicyModule):
     def __init__(self, model: Any, optimizer: Callable, scheduler: Callable | None = None):
         super().__init__()
         model = plain(model)  # checkpoints hold builtins only (weights_only loading)
@@ -31,7 +27,6 @@ class SFTModule(L.LightningModule):
         self.scheduler_fn = scheduler
         self.model = None
         self.hf_zero3 = None
-        self._t_last = None
 
     def configure_model(self) -> None:
         if self.model is None:
@@ -46,19 +41,3 @@ class SFTModule(L.LightningModule):
         on_step = stage == "train"
         self.log(f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=not on_step)
         return loss
-
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        return self._step(batch, "val")
-
-    def configure_optimizers(self):
-        return optimizers(self.optimizer_fn, self.scheduler_fn, self.model)
-
-    def on_train_batch_start(self, batch, batch_idx) -> None:
-        throughput_start(self, batch)
-
-    def optimizer_step(self, *args, **kwargs) -> None:
-        super().optimizer_step(*args, **kwargs)
-        throughput_end(self)
