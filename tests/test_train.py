@@ -1,15 +1,11 @@
-"""`train.py` end to end on the tiny model: each method, the curve, parameters that move, resume."""
+"""`train.py` end to end on the tiny model: each method, the curve, parameters that move.
+
+Crashes and resume: tests/reliability/test_crashes.py."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from tests.overrides import FAST
 
@@ -72,43 +68,6 @@ def test_prompting_method_measures_with_each_probe(compose_cfg):
         2,
     ]
     assert (out / "likelihood" / "vat.json").is_file()
-
-
-def _run(args, out, env):
-    return subprocess.Popen([sys.executable, "train.py", *args, f"hydra.run.dir={out}"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
-
-
-@pytest.mark.slow
-def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
-    """SIGKILL after a checkpoint, resume with ckpt_path=last: same final metrics, no duplicate rows."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    # 34 pairs in batches of 17: 2 steps per epoch, a checkpoint at every epoch end
-    args = [*FAST, "trainer.max_steps=8", "callbacks.vat.every_n_steps=2", "batch.micro_size=17",
-            "batch.global_size=17", "method.module.reference=precomputed"]  # fmt: skip
-    ref = tmp_path / "uninterrupted"
-    p = _run(args, ref, env)
-    assert p.wait(timeout=600) == 0, p.stderr.read()
-
-    out = tmp_path / "killed"
-    p = _run(args, out, env)
-    ckpt = out / "checkpoints" / "epoch=1-step=4.ckpt"
-    deadline = time.time() + 600
-    while not ckpt.exists() and p.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    p.send_signal(signal.SIGKILL)
-    p.wait()
-    assert ckpt.exists()
-    p = _run([*args, "ckpt_path=last"], out, env)
-    assert p.wait(timeout=600) == 0, p.stderr.read()
-
-    rows, ref_rows = curve(out), curve(ref)
-    steps = [(r["step"], r["probe"]) for r in rows]
-    assert steps == sorted(set(steps)) == [(s, "likelihood") for s in (0, 2, 4, 6, 8)]
-    for a, b in zip(rows, ref_rows, strict=True):
-        assert a["gain"] == pytest.approx(b["gain"], abs=1e-6), a["step"]
-    final = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
-    assert final == 8
 
 
 def test_accumulation_is_derived_in_one_place():

@@ -37,6 +37,7 @@ from vat.metrics import VATResult, compute_vat, stability, to_jsonable
 from vat.models import as_spec, load
 from vat.models.loading import load_model
 from vat.probes import distributed as D
+from vat.probes import scoring
 from vat.probes.base import ProbeResult, PromptContext, fingerprint, validity
 from vat.run import build_items, setup
 
@@ -147,17 +148,40 @@ def measure(cfg: DictConfig, items: ItemSet, probe, intervention, out: Path,
     if zero:
         out.mkdir(parents=True, exist_ok=True)
 
-    pre = score_cached(probe, model, tok, held, None, model_key(cfg.model), use_cache=cfg.cache_pre)
-    posts: list[tuple[float | None, ProbeResult]] = []
+    base_id, journals = model_key(cfg.model), []
+    with scoring.journal(journal_path(base_id, probe)) as jr:
+        journals.append(jr)
+        pre = score_cached(probe, model, tok, held, None, base_id, use_cache=cfg.cache_pre)
+        posts: list[tuple[float | None, ProbeResult]] = []
+        if post_model is None:
+            for k in intervention.strengths():
+                ctx = intervention.context(items, target, k)
+                posts.append((k, probe.score(model, tok, held, ctx)))
     if post_model is not None:
         post_net = load_post_model(post_model, spec).to(D.local_device())
-        posts.append((None, probe.score(post_net, tok, held)))
-    else:
-        for k in intervention.strengths():
-            posts.append((k, probe.score(model, tok, held, intervention.context(items, target, k))))
+        with scoring.journal(journal_path(post_model_id(post_model), probe)) as jr:
+            journals.append(jr)
+            posts.append((None, probe.score(post_net, tok, held)))
     payload = write_measurement(cfg, out, probe, intervention, post_model, spec, held, target,
                                 pre, posts) if zero else None  # fmt: skip
+    for jr in journals:  # every score is in the run dir now
+        if zero and jr is not None:
+            jr.path.unlink(missing_ok=True)
     return D.broadcast(payload)
+
+
+def journal_path(model_id, probe) -> Path:
+    """Where the item scores of one model under one probe setting are journaled while they are
+    computed (`vat.probes.scoring.journal`): a killed evaluation re-run reuses them."""
+    return cache_dir() / "journal" / f"{probe.name}-{fingerprint(model_id, probe.config())}.jsonl"
+
+
+def post_model_id(path: str) -> dict:
+    """A post model's identity for the journal: its path and the name, size and mtime of its files."""
+    p = Path(path).expanduser().resolve()
+    files = sorted((str(f.relative_to(p)), f.stat().st_size, f.stat().st_mtime_ns)
+                   for f in p.rglob("*") if f.is_file())  # fmt: skip
+    return {"post_model": str(p), "files": files}
 
 
 def write_measurement(cfg, out: Path, probe, intervention, post_model, spec, held: ItemSet,

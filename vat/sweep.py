@@ -10,9 +10,9 @@ running the same command again finds the same cells:
   rather than mixing two experiments in one directory.
 
 ``manifest.json`` in the sweep dir lists every cell with its overrides and status (pending,
-running, done, failed + the error). It is written under a file lock, so cells running as separate
-SLURM jobs (submitit launcher) can update it at once. A failing cell is recorded and does not stop
-the others; after the last cell, `SweepCallback` writes the sweep report
+running, done, failed + the error, interrupted by SIGTERM). It is written under a file lock, so
+cells running as separate SLURM jobs (submitit launcher) can update it at once. A failing cell is
+recorded and does not stop the others; after the last cell, `SweepCallback` writes the sweep report
 (`vat.report.sweep.build_sweep_report`) and then exits non-zero if any cell failed.
 """
 
@@ -171,8 +171,12 @@ def config_diff(old: dict, new: dict) -> list[str]:
 
 
 def last_checkpoint(cell_dir: Path) -> Path | None:
+    from vat.checkpoint import recover_checkpoints
+
+    if _is_rank_zero():
+        recover_checkpoints(cell_dir / "checkpoints")  # a write cut short: undone, never loaded
     p = cell_dir / "checkpoints" / "last.ckpt"
-    return p if p.is_file() else None
+    return p if p.exists() else None  # a file, or a directory under DeepSpeed
 
 
 # ---------------------------------------------------------------------------- running a cell
@@ -221,6 +225,11 @@ def run_cell(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
                error=f"{type(e).__name__}: {e}",
                traceback="".join(traceback.format_exception(e)[-8:]))  # fmt: skip
         return None
+    if isinstance(result, dict) and result.get("interrupted"):
+        record(status="interrupted", finished=_now(), seconds=round(time.time() - t0, 1),
+               interrupted=_small(result["interrupted"]))  # fmt: skip
+        log.warning("sweep stopped by SIGTERM in cell %s; the same command resumes it", name)
+        raise SystemExit(0)  # the job is being stopped: no further cells
     record(status="done", finished=_now(), seconds=round(time.time() - t0, 1),
            summary=_small(result))  # fmt: skip
     return result

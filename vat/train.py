@@ -16,15 +16,20 @@ import lightning as L
 import numpy as np
 import torch
 from hydra.utils import instantiate
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from vat import values as V
 from vat.cache import build_once, cache_dir
+from vat.checkpoint import AtomicCheckpointIO, recover_checkpoints
 from vat.data.training import (
     EpochShuffleSampler,
     PreferenceCollator,
     PreferenceDataset,
+    ResumableDataLoader,
     SFTCollator,
     SFTDataset,
     TrainPrompt,
@@ -60,7 +65,7 @@ def train(cfg: DictConfig) -> dict:
     accumulate = accumulation_steps(
         cfg.batch.global_size, cfg.batch.micro_size, world_size(cfg.trainer)
     )
-    loader = DataLoader(
+    loader = ResumableDataLoader(
         dataset, batch_size=cfg.batch.micro_size, sampler=EpochShuffleSampler(len(dataset), cfg.seed),
         collate_fn=collate, num_workers=cfg.batch.num_workers,
     )  # fmt: skip
@@ -88,21 +93,29 @@ def train(cfg: DictConfig) -> dict:
     )
     ckpt_dir = Path(cfg.callbacks.checkpoint.dirpath)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
+    if getattr(rank_zero_only, "rank", 0) == 0:  # from the launcher's env: no process group yet
+        recover_checkpoints(ckpt_dir)  # a write that a crash cut short: undone, never loaded
     OmegaConf.save(cfg, ckpt_dir / "config.yaml")  # the resolved config beside the checkpoints
-    callbacks = [vat_cb] + [instantiate(c) for k, c in cfg.callbacks.items() if k != "vat" and c]
+    # in the config's order (the SIGTERM handler first: it is installed before the pre scoring)
+    callbacks = [vat_cb if k == "vat" else instantiate(c) for k, c in cfg.callbacks.items() if c]
     loggers = [instantiate(lg) for lg in cfg.logger.values() if lg] if cfg.get("logger") else False
     # use_distributed_sampler=False: EpochShuffleSampler shards itself across ranks (Lightning's
     # wrapper would shuffle again on top, and the ranks would not share one process's batches).
     trainer: L.Trainer = instantiate(cfg.trainer, strategy=strategy, callbacks=callbacks,
                                      logger=loggers, accumulate_grad_batches=accumulate,
                                      use_distributed_sampler=False)  # fmt: skip
+    if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # not DeepSpeed's own files
+        trainer.strategy.checkpoint_io = AtomicCheckpointIO()
     for lg in trainer.loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         if is_dpo:
             lg.log_metrics({f"value_gap/{k}": v for k, v in summary["value_gap"].items()
                             if isinstance(v, int | float)}, step=0)  # fmt: skip
     try:
-        trainer.fit(module, train_dataloaders=loader, ckpt_path=cfg.ckpt_path)
+        try:
+            trainer.fit(module, train_dataloaders=loader, ckpt_path=cfg.ckpt_path)
+        except SIGTERMException:
+            return interrupted(trainer, out, summary)
         policy = trained_policy(trainer, module)  # every rank takes part (ZeRO-3 gathers)
         if trainer.is_global_zero:
             summary["export"] = export_hf(policy, tokenizer, out)
@@ -112,6 +125,20 @@ def train(cfg: DictConfig) -> dict:
             )
     finally:
         _finish_wandb()  # the next cell of a multirun must start its own W&B run
+    return summary
+
+
+def interrupted(trainer: L.Trainer, out: Path, summary: dict) -> dict:
+    """After SIGTERM: the checkpoint `PreemptionCallback` saved, no export, a clean return."""
+    from vat.callbacks import PreemptionCallback
+
+    cb = next((c for c in trainer.callbacks if isinstance(c, PreemptionCallback)), None)
+    saved = cb.saved if cb is not None else None
+    summary["interrupted"] = {"signal": "SIGTERM", "step": trainer.global_step, "checkpoint": saved}
+    if trainer.is_global_zero:
+        (out / "summary.json").write_text(json.dumps(to_jsonable(summary), indent=2))
+        log.warning("stopped by SIGTERM at step %d (checkpoint: %s); resume with ckpt_path=last "
+                    "(a sweep: re-run the same command)", trainer.global_step, saved)  # fmt: skip
     return summary
 
 

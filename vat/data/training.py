@@ -437,9 +437,19 @@ class EpochShuffleSampler(torch.utils.data.Sampler[int]):
 
     def __init__(self, n: int, seed: int = 0):
         self.n, self.seed, self.epoch = n, seed, 0
+        self.consumed = 0  # this rank's examples of the current epoch that training has taken
+        self._skip = 0  # examples to skip at the next iteration (resumed in the middle of an epoch)
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        if epoch != self.epoch:
+            self.epoch, self._skip = epoch, 0
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "consumed": self.consumed}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume where a checkpoint was saved: the same epoch's permutation, minus what was taken."""
+        self.epoch, self._skip = int(state["epoch"]), int(state["consumed"])
 
     @staticmethod
     def _shard() -> tuple[int, int]:
@@ -453,7 +463,30 @@ class EpochShuffleSampler(torch.utils.data.Sampler[int]):
         perm = torch.randperm(self.n, generator=g).tolist()
         rank, world = self._shard()
         perm += perm[: len(self) * world - self.n]
-        return iter(perm[rank::world])
+        skip, self._skip = self._skip, 0
+        self.consumed = skip
+        return iter(perm[rank::world][skip:])
 
     def __len__(self) -> int:
         return -(-self.n // self._shard()[1])
+
+
+class ResumableDataLoader(torch.utils.data.DataLoader):
+    """A `DataLoader` whose position inside an epoch is saved in Lightning checkpoints.
+
+    Lightning saves ``state_dict()`` of a loader that has one and restores it before iterating, so
+    a run resumed from a checkpoint taken in the middle of an epoch continues with the next batch
+    an uninterrupted run would have taken (a plain DataLoader would restart the epoch, and the
+    resumed run would differ). The position is the sampler's count of examples the training step
+    has taken (`PolicyModule` counts at each batch start), not what the loader has yielded, which
+    runs ahead of training by the prefetched batch.
+    """
+
+    def __init__(self, dataset, *, sampler: EpochShuffleSampler, **kwargs):
+        super().__init__(dataset, sampler=sampler, **kwargs)
+
+    def state_dict(self) -> dict:
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sampler.load_state_dict(state)

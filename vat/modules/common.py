@@ -6,6 +6,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -151,12 +152,45 @@ def throughput_end(module) -> None:
     module._t_last = None
 
 
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or inf: the run stops before the bad step updates anything."""
+
+
+def check_finite(module, loss: torch.Tensor, batch_idx: int) -> None:
+    """Stop the run at the first NaN/inf loss, before its backward pass, naming the step.
+
+    All ranks decide together (a rank raising alone would leave the others waiting in the next
+    collective). No checkpoint is written after the bad step, so the last one is the last good
+    state. One host sync per micro-batch: the loss is logged every step anyway.
+    """
+    finite = bool(torch.isfinite(loss.detach()).all())
+    trainer = module._trainer
+    if trainer is not None and trainer.world_size > 1:
+        finite = trainer.strategy.reduce_boolean_decision(finite, all=True)
+    if finite:
+        return
+    step = module.global_step
+    ckpt = getattr(trainer, "checkpoint_callback", None) if trainer is not None else None
+    last = getattr(ckpt, "last_model_path", "") or None
+    if last is None and getattr(ckpt, "dirpath", None):  # resumed, nothing written yet this run
+        last = next((str(p) for p in [Path(ckpt.dirpath) / "last.ckpt"] if p.exists()), None)
+    raise NonFiniteLossError(
+        f"training loss is {loss.detach().float().cpu().tolist()} (not finite) at optimizer step "
+        f"{step}, micro-batch {batch_idx} of epoch {module.current_epoch}: stopped before this "
+        f"step updated the weights. Last good checkpoint: {last or 'none written yet'}. Lower the "
+        "learning rate (method.module.optimizer.lr), keep gradient clipping on "
+        "(trainer.gradient_clip_val), or use trainer.precision=32-true / bf16 instead of fp16."
+    )
+
+
 class PolicyModule(L.LightningModule):
     """The Lightning hooks SFT and DPO share; a subclass defines ``_step(batch, stage)`` and sets
     ``model``, ``optimizer_fn`` and ``scheduler_fn``."""
 
     def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
+        loss = self._step(batch, "train")
+        check_finite(self, loss, batch_idx)
+        return loss
 
     def validation_step(self, batch, batch_idx):
         return self._step(batch, "val")
@@ -166,6 +200,9 @@ class PolicyModule(L.LightningModule):
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
         throughput_start(self, batch)
+        sampler = getattr(self.trainer.train_dataloader, "sampler", None)
+        if hasattr(sampler, "consumed"):  # the loader's position, saved in checkpoints
+            sampler.consumed += len(batch["index"] if "index" in batch else batch["input_ids"])
 
     def optimizer_step(self, *args, **kwargs) -> None:
         super().optimizer_step(*args, **kwargs)

@@ -17,6 +17,8 @@ Properties the probes rely on (and the tests check):
 - **Distributed.** Inside a distributed job every rank scores a share of whole groups and gets all
   the scores back, in order, with the same number of forward passes on each rank
   (`vat.probes.distributed`).
+- **Resumable.** Inside `journal(path)` each unit's scores are appended to a file as they are
+  computed; a re-run after a crash reuses them (bit-identical) and scores only the rest.
 - Tokenisation follows lm-evaluation-harness (`HFLM._encode_pair`): trailing spaces of the context
   move to the continuation, the continuation is ``encode(context + continuation)`` minus the
   context's tokens, and the model sees ``context_ids + continuation_ids``.
@@ -24,13 +26,18 @@ Properties the probes rely on (and the tests check):
 
 from __future__ import annotations
 
+import contextvars
 import copy
+import hashlib
 import inspect
+import json
 import logging
+import os
 from collections import defaultdict
-from collections.abc import Hashable, Sequence
-from contextlib import nullcontext
+from collections.abc import Hashable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -97,6 +104,67 @@ class _Unit:
         self.forwards = len(batches) + (1 if prefix else 0)
         # tokens run: the prefix once, then each batch padded to its longest suffix
         self.cost = prefix + sum(len(b) * (max(len(fulls[i]) for i in b) - prefix) for b in batches)
+
+
+class ScoreJournal:
+    """Scores as they are computed, appended to a file: an evaluation killed half-way resumes.
+
+    One JSON line per unit of work (a scene's batches, or one batch): the request hashes and their
+    scores. Every request is hashed with its tokens and option ids, so an entry is reused only for
+    the very same request; the file must belong to one model and one scorer setting (the caller
+    keys its name by them). Floats are written with ``repr`` precision, so reused scores are
+    bit-identical to freshly computed ones. A torn last line (killed mid-write) is ignored.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.entries: dict[str, tuple[float, list[float] | None]] = {}
+        self.reused = 0
+        if self.path.exists():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    e = json.loads(line)
+                    opts = e["opt"] or [None] * len(e["h"])
+                    for h, lp, o in zip(e["h"], e["lp"], opts, strict=True):
+                        self.entries[h] = (lp, o)
+                except (ValueError, KeyError, TypeError):
+                    continue  # the line a kill cut short
+
+    def get(self, hashes: list[str]):
+        if not all(h in self.entries for h in hashes):
+            return None
+        self.reused += len(hashes)
+        return [self.entries[h] for h in hashes]
+
+    def add(self, hashes: list[str], lp: np.ndarray, opt: np.ndarray | None) -> None:
+        line = {"h": hashes, "lp": lp.tolist(), "opt": None if opt is None else opt.tolist()}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(line) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+_JOURNAL: contextvars.ContextVar[ScoreJournal | None] = contextvars.ContextVar(
+    "vat_score_journal", default=None
+)
+
+
+@contextmanager
+def journal(path: str | Path | None) -> Iterator[ScoreJournal | None]:
+    """Inside this block every `Scorer.score` (in a single process) reads and extends the
+    journal at `path`; None turns journaling off."""
+    j = ScoreJournal(path) if path is not None else None
+    token = _JOURNAL.set(j)
+    try:
+        yield j
+    finally:
+        _JOURNAL.reset(token)
+
+
+def _request_hash(full: list[int], ctx_len: int, option_ids) -> str:
+    key = (tuple(full), ctx_len, None if option_ids is None else tuple(option_ids))
+    return hashlib.blake2b(repr(key).encode(), digest_size=12).hexdigest()
 
 
 class Scorer:
@@ -196,8 +264,20 @@ class Scorer:
         self.model.eval()
         bar = tqdm(total=sum(u.size for u in mine), desc=desc, unit="item",
                    disable=not self.progress or rank != 0, leave=False)  # fmt: skip
+        jr = _JOURNAL.get() if world == 1 else None  # ranks > 1: no journal
+        reused_before = jr.reused if jr is not None else 0
         try:
             for u in mine:
+                if jr is not None:
+                    members = [i for b in u.batches for i in b]
+                    hashes = [_request_hash(fulls[i], len(requests[i].context), option_ids)
+                              for i in members]  # fmt: skip
+                    if (hit := jr.get(hashes)) is not None:
+                        out_lp[members] = [lp for lp, _ in hit]
+                        if out_opt is not None:
+                            out_opt[members] = [o for _, o in hit]
+                        bar.update(len(members))
+                        continue
                 cache = self._prefix_cache(fulls[u.batches[0][0]][: u.prefix]) if u.prefix else None
                 for idx in u.batches:
                     lp, ol = self._run(
@@ -211,6 +291,8 @@ class Scorer:
                     if out_opt is not None:
                         out_opt[idx] = ol
                     bar.update(len(idx))
+                if jr is not None:
+                    jr.add(hashes, out_lp[members], None if out_opt is None else out_opt[members])
             for _ in range(pad):
                 self._dummy_forward()
         finally:
@@ -223,6 +305,9 @@ class Scorer:
                 out_lp[p_idx] = p_lp
                 if out_opt is not None:
                     out_opt[p_idx] = p_opt
+        if jr is not None and jr.reused > reused_before:
+            log.info("%s: %d item scores reused from %s (an interrupted run's)", desc,
+                     jr.reused - reused_before, jr.path)  # fmt: skip
         n_tokens = np.array([len(r.continuation) for r in requests], dtype=np.int64)
         return Scores(out_lp, n_tokens, out_opt)
 
