@@ -1,10 +1,33 @@
 """Checks that run before any expensive work, failing in seconds with a message naming what is
-wrong instead of an hour into a GPU job."""
+wrong instead of an hour into a GPU job.
+
+`check_config` runs in `vat.run.setup` (first thing in ``train.py`` and ``evaluate.py``, before any
+data or model loads): a value outside its options, a number outside its range, or a combination
+that cannot work raises `ConfigError` naming the key, the bad value and what is expected.
+`check_items_for_config` runs as soon as the items are loaded, before any model.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
 from vat import values as V
 from vat.data import ItemSet
+
+log = logging.getLogger(__name__)
+
+_UNSET = object()
+
+
+class ConfigError(ValueError):
+    """A config value, or a combination of values, that cannot work."""
 
 
 def check_items(items: ItemSet, target: str) -> dict:
@@ -23,3 +46,246 @@ def check_items(items: ItemSet, target: str) -> dict:
         "n_train_pairs_target": len(train_pairs),
         "n_dropped_rows": items.report.n_dropped if items.report else 0,
     }
+
+
+# ----------------------------------------------------------------------------- config checks
+def _choices(cfg: DictConfig) -> dict[str, tuple[str, ...]]:
+    from vat.models.loading import DTYPES, PADDING_SIDES
+
+    choices = {"model.dtype": DTYPES, "model.padding_side": PADDING_SIDES}
+    if _get(cfg, "method.module.reference") is not _UNSET:  # DPO (imports Lightning)
+        from vat.modules.dpo import REFERENCES
+
+        choices["method.module.reference"] = REFERENCES
+    return choices | {
+        "metrics.coupling_method": ("spearman", "kendall"),
+        "metrics.bootstrap_scheme": ("bootstrap", "subsample"),
+    }
+
+
+def _num(lo: float | None, hi: float | None, lo_open: bool = False, hi_open: bool = False,
+         integer: bool = False):  # fmt: skip
+    def ok(x: Any) -> bool:
+        if isinstance(x, bool) or not isinstance(x, int if integer else int | float):
+            return False
+        if lo is not None and (x <= lo if lo_open else x < lo):
+            return False
+        return not (hi is not None and (x >= hi if hi_open else x > hi))
+
+    return ok
+
+
+# key -> (test, what is expected)
+_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "metrics.eps": (_num(0, None), "a number >= 0"),
+    "metrics.n_bootstrap": (_num(0, None, integer=True), "an integer >= 0"),
+    "metrics.n_permutations": (_num(0, None, integer=True), "an integer >= 0"),
+    "metrics.ci": (_num(0, 1, lo_open=True, hi_open=True), "a level in (0, 1), e.g. 0.95"),
+    "metrics.subsample_frac": (_num(0, 1, lo_open=True), "a fraction in (0, 1]"),
+    "model.lora.r": (_num(1, None, integer=True), "a rank >= 1"),
+    "model.lora.dropout": (_num(0, 1, hi_open=True), "a probability in [0, 1)"),
+    "callbacks.vat.every_n_steps": (
+        _num(1, None, integer=True),
+        "an integer >= 1 (steps between VAT points)",
+    ),
+    "batch.micro_size": (_num(1, None, integer=True), "an integer >= 1"),
+    "batch.global_size": (_num(1, None, integer=True), "an integer >= 1"),
+}
+
+
+def _get(cfg: DictConfig, key: str) -> Any:
+    return OmegaConf.select(cfg, key, default=_UNSET)
+
+
+def _show(v: Any) -> str:
+    if OmegaConf.is_config(v):
+        v = OmegaConf.to_container(v, resolve=True)
+    return "null" if v is None else str(v)
+
+
+def _cause(key: str, e: BaseException) -> str:
+    """What went wrong inside a Hydra instantiation (not Hydra's wrapper), under the full key:
+    ``probe.k must be ...`` raised by the probe of ``probes.judgment`` reads
+    ``probes.judgment.k must be ...``."""
+    while e.__cause__ is not None and type(e).__name__ == "InstantiationException":
+        e = e.__cause__
+    msg = str(e)
+    for own in ("probe.", "intervention."):  # how the dataclasses name their own fields
+        if msg.startswith(own):
+            return f"{key}.{msg[len(own) :]}"
+    return f"{key}: {msg}"
+
+
+def probe_nodes(cfg: DictConfig) -> dict[str, DictConfig]:
+    """``{full key: node}`` of every probe a run will use (train: probes.*; evaluate: probe)."""
+    if isinstance(_get(cfg, "probes"), DictConfig):
+        return {f"probes.{k}": v for k, v in cfg.probes.items() if v is not None}
+    probe = _get(cfg, "probe")
+    return {"probe": probe} if isinstance(probe, DictConfig) else {}
+
+
+def intervention_node(cfg: DictConfig) -> tuple[str, DictConfig] | None:
+    """The prompting/no-op intervention a run applies: evaluate's, or train's method=prompting."""
+    for key in ("intervention", "method.intervention"):
+        node = _get(cfg, key)
+        if isinstance(node, DictConfig):
+            return key, node
+    return None
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise `ConfigError` listing every value and combination of ``cfg`` that cannot work.
+
+    Runs on the resolved config before any data or model loads. Each line names the key, the bad
+    value and what is expected.
+    """
+    from hydra.utils import instantiate
+
+    problems: list[str] = []
+
+    name = _get(cfg, "value.name")
+    if name is not _UNSET:
+        try:
+            V.normalize_value(str(name))
+        except ValueError:
+            problems.append(f"value.name={name}: expected one of {', '.join(V.BASIC_VALUES)}")
+
+    for key, options in _choices(cfg).items():
+        v = _get(cfg, key)
+        if v is not _UNSET and v not in options:
+            problems.append(f"{key}={_show(v)}: expected one of {', '.join(options)}")
+    for key, (ok, expected) in _RANGES.items():
+        v = _get(cfg, key)
+        if v is not _UNSET and not ok(v):
+            problems.append(f"{key}={_show(v)}: expected {expected}")
+
+    model = _get(cfg, "model")
+    if isinstance(model, DictConfig):
+        if not model.get("build") and not model.get("pretrained"):
+            problems.append(
+                "model.pretrained=null and model.build=null: set model.pretrained to a Hub id or "
+                "a local directory (or choose a model=<option>)"
+            )
+        if model.get("trust_remote_code"):
+            log.warning(
+                "model.trust_remote_code=true: loading %s will run Python code shipped with the "
+                "model; set it only for a model whose code you have read and trust",
+                model.get("pretrained") or model.get("build") or model.get("name"),
+            )
+
+    # Combinations
+    method = _get(cfg, "method.name")
+    reference = _get(cfg, "method.module.reference")
+    if reference == "adapter_disabled" and _get(cfg, "model.lora") in (None, _UNSET):
+        problems.append(
+            "method.module.reference=adapter_disabled with model.lora=null: the reference is the "
+            "policy with its LoRA adapters switched off, so it needs LoRA; set model.lora (e.g. "
+            "model.lora.r=16) or method.module.reference=precomputed (or frozen_copy)"
+        )
+    probes = probe_nodes(cfg)
+    if method in ("sft", "dpo") and not probes:
+        problems.append(
+            "probes is empty: training measures its VAT curve with at least one probe; add one, "
+            "e.g. +probe@probes.likelihood=likelihood"
+        )
+    for key, node in probes.items():
+        problems += _check_probe(key, node)
+
+    found = intervention_node(cfg)
+    if found is not None:
+        key, node = found
+        try:
+            intervention = instantiate(node, _convert_="all")
+        except Exception as e:
+            problems.append(_cause(key, e))
+        else:
+            no_post = _get(cfg, "post_model") in (None, _UNSET)
+            if key == "intervention" and no_post and not intervention.strengths():
+                problems.append(
+                    f"intervention={intervention.name} with post_model=null: nothing to compare "
+                    "with the base model; set post_model=<checkpoint or LoRA adapter dir> or "
+                    "intervention=prompting"
+                )
+    post_model = _get(cfg, "post_model")
+    if post_model not in (None, _UNSET) and not Path(str(post_model)).expanduser().is_dir():
+        problems.append(
+            f"post_model={post_model}: no such directory; expected a checkpoint directory (HF "
+            "model or LoRA adapter)"
+        )
+
+    problems += secrets_in_config(cfg)
+
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+# Environment variables whose values are credentials (W&B, Hugging Face, cloud keys, ...).
+SECRET_ENV = re.compile(r"(^|_)(TOKEN|API_KEY|SECRET|SECRET_KEY|PASSWORD|ACCESS_KEY)$", re.I)
+
+
+def _leaves(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _leaves(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _leaves(v, f"{path}[{i}]")
+    else:
+        yield path, node
+
+
+def secrets_in_config(cfg: DictConfig) -> list[str]:
+    """Keys whose resolved value holds a credential from the environment (e.g.
+    ``${oc.env:HF_TOKEN}``): the config is saved to config.yaml and logged to every logger, so a
+    secret must stay in the environment, where the libraries read it. Names the variable, never
+    the value."""
+    secrets = {k: v for k, v in os.environ.items() if SECRET_ENV.search(k) and len(v) >= 8}
+    if not secrets:
+        return []
+    found = []
+    for key, value in _leaves(OmegaConf.to_container(cfg, resolve=True)):
+        for name, secret in secrets.items():
+            if isinstance(value, str) and secret in value:
+                found.append(
+                    f"{key} holds the value of ${name}: the config is written to config.yaml and "
+                    "to the loggers; leave secrets in the environment (W&B and Hugging Face read "
+                    "them from there)"
+                )
+    return found
+
+
+def _check_probe(key: str, node: DictConfig) -> list[str]:
+    """A probe node: the judgment scale has 2 to 9 points; the probe's own checks pass."""
+    from hydra.utils import instantiate
+
+    if node.get("_target_") in ("vat.probes.JudgmentProbe", "vat.probes.judgment.JudgmentProbe"):
+        k = node.get("k")
+        if isinstance(k, bool) or not isinstance(k, int) or not 2 <= k <= 9:
+            return [
+                f"{key}.k={_show(k)}: a judgment scale needs 2 to 9 points (options 1..k, each "
+                "a single digit)"
+            ]
+    try:
+        instantiate(node, _convert_="all")  # a dataclass: its __post_init__ checks its fields
+    except Exception as e:
+        return [_cause(key, e)]
+    return []
+
+
+def check_items_for_config(cfg: DictConfig, items: ItemSet) -> None:
+    """What needs the items but no model: the few-shot examples the intervention asks for exist."""
+    from hydra.utils import instantiate
+
+    found = intervention_node(cfg)
+    name = _get(cfg, "value.name")
+    if found is None or name is _UNSET:
+        return
+    key, node = found
+    intervention = instantiate(node, _convert_="all")
+    strengths = intervention.strengths()
+    if not strengths:
+        return
+    try:
+        intervention.context(items, V.normalize_value(str(name)), max(strengths))
+    except ValueError as e:
+        raise ConfigError(f"{key}.shots={_show(node.get('shots'))}: {e}") from e

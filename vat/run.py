@@ -11,18 +11,21 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from vat.data import ItemSet
+from vat.preflight import check_config, check_items_for_config
 from vat.safety import check_targets
 
 log = logging.getLogger(__name__)
 
 
 def setup(cfg: DictConfig) -> Path:
-    """Resolve the config once, save it beside the outputs, point the cache, seed everything.
+    """Resolve the config once, check it, save it beside the outputs, point the cache, seed.
 
-    Returns the run's output directory.
+    Returns the run's output directory. A config that cannot work raises here, before any data or
+    model loads and before the run directory exists.
     """
     check_targets(cfg)  # before anything is instantiated: a config must not run arbitrary code
     OmegaConf.resolve(cfg)
+    check_config(cfg)  # values, ranges and combinations (vat.preflight.ConfigError)
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, out / "config.yaml")
@@ -32,7 +35,12 @@ def setup(cfg: DictConfig) -> Path:
 
 
 def build_items(cfg: DictConfig) -> ItemSet:
-    """The validated, split item set of ``cfg.data``; logs what was loaded and dropped."""
+    """The validated, split item set of ``cfg.data``; logs what was loaded and dropped.
+
+    Also checks what the config asks of the items before any model loads (e.g. enough few-shot
+    examples for the largest ``intervention.shots``).
+    """
     items: ItemSet = instantiate(cfg.data, _convert_="all")
     log.info("data %s:\n%s", cfg.data.source, items.describe())
+    check_items_for_config(cfg, items)
     return items

@@ -36,6 +36,7 @@ from vat.data.training import (
 )
 from vat.evaluate import measure, model_key
 from vat.launch import check_launch
+from vat.loggers import guard_all
 from vat.losses import sequence_logps
 from vat.metrics import to_jsonable
 from vat.models import as_spec, load_model, load_tokenizer
@@ -98,7 +99,12 @@ def train(cfg: DictConfig) -> dict:
     OmegaConf.save(cfg, ckpt_dir / "config.yaml")  # the resolved config beside the checkpoints
     # in the config's order (the SIGTERM handler first: it is installed before the pre scoring)
     callbacks = [vat_cb if k == "vat" else instantiate(c) for k, c in cfg.callbacks.items() if c]
-    loggers = [instantiate(lg) for lg in cfg.logger.values() if lg] if cfg.get("logger") else False
+    # a logger that fails mid-run warns instead of stopping training (the curve is on disk anyway)
+    loggers = (
+        guard_all([instantiate(lg) for lg in cfg.logger.values() if lg])
+        if cfg.get("logger")
+        else False
+    )
     # use_distributed_sampler=False: EpochShuffleSampler shards itself across ranks (Lightning's
     # wrapper would shuffle again on top, and the ranks would not share one process's batches).
     trainer: L.Trainer = instantiate(cfg.trainer, strategy=strategy, callbacks=callbacks,
@@ -113,7 +119,9 @@ def train(cfg: DictConfig) -> dict:
                             if isinstance(v, int | float)}, step=0)  # fmt: skip
     try:
         try:
-            trainer.fit(module, train_dataloaders=loader, ckpt_path=cfg.ckpt_path)
+            trainer.fit(
+                module, train_dataloaders=loader, ckpt_path=cfg.ckpt_path, weights_only=True
+            )
         except SIGTERMException:
             return interrupted(trainer, out, summary)
         policy = trained_policy(trainer, module)  # every rank takes part (ZeRO-3 gathers)

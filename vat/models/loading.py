@@ -12,6 +12,8 @@ from hydra.utils import get_method
 log = logging.getLogger(__name__)
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = tuple(_DTYPES)  # the values model.dtype may take
+PADDING_SIDES = ("left", "right")
 
 
 @dataclass
@@ -61,18 +63,28 @@ def load_tokenizer(spec: ModelSpec, path: str | None = None):
     from transformers import AutoTokenizer
 
     path = path or resolve_path(spec)
-    if spec.trust_remote_code:
-        log.warning("model %s: trust_remote_code=True runs code from %s", spec.name, path)
+    warn_remote_code(spec, path)
     tok = AutoTokenizer.from_pretrained(
         path, revision=spec.revision, trust_remote_code=spec.trust_remote_code
     )
-    if spec.padding_side not in ("left", "right"):
+    if spec.padding_side not in PADDING_SIDES:
         raise ValueError(f"model.padding_side must be 'left' or 'right', got {spec.padding_side!r}")
     tok.padding_side = spec.padding_side
     if tok.pad_token is None:
         # Padding positions are masked out everywhere, so reusing EOS as pad is safe.
         tok.pad_token = tok.eos_token
     return tok
+
+
+def warn_remote_code(spec: ModelSpec, path: str) -> None:
+    """Say so, every time, when `from_pretrained` may run Python code shipped with the model."""
+    if spec.trust_remote_code:
+        log.warning(
+            "model %s: model.trust_remote_code=true runs Python code shipped with %s; set it only "
+            "for a model whose code you have read and trust",
+            spec.name,
+            path,
+        )
 
 
 def load_model(spec: ModelSpec, path: str | None = None, *, with_lora: bool = True):
@@ -82,6 +94,7 @@ def load_model(spec: ModelSpec, path: str | None = None, *, with_lora: bool = Tr
     if spec.dtype not in _DTYPES:
         raise ValueError(f"model.dtype must be one of {sorted(_DTYPES)}, got {spec.dtype!r}")
     path = path or resolve_path(spec)
+    warn_remote_code(spec, path)
     model = AutoModelForCausalLM.from_pretrained(
         path,
         revision=spec.revision,
