@@ -162,8 +162,16 @@ def measure(cfg: DictConfig, items: ItemSet, probe, intervention, out: Path,
         with scoring.journal(journal_path(post_model_id(post_model), probe)) as jr:
             journals.append(jr)
             posts.append((None, probe.score(post_net, tok, held)))
-    payload = write_measurement(cfg, out, probe, intervention, post_model, spec, held, target,
-                                pre, posts) if zero else None  # fmt: skip
+    payload = None
+    if zero:
+        try:
+            payload = write_measurement(cfg, out, probe, intervention, post_model, spec, held,
+                                        target, pre, posts)  # fmt: skip
+        except OSError as e:  # e.g. a full disk: the scores stay journaled for the re-run
+            kept = ", ".join(str(j.path) for j in journals if j is not None)
+            raise OSError(e.errno, f"could not write the results to {out} ({e.strerror or e}); "
+                          f"every item score is kept in {kept}: free space and run the same "
+                          "command again, it reuses them") from e  # fmt: skip
     for jr in journals:  # every score is in the run dir now
         if zero and jr is not None:
             jr.path.unlink(missing_ok=True)

@@ -57,3 +57,35 @@ def test_killed_evaluation_resumes_from_item_scores_and_gives_the_same_result(tm
     b = np.load(tmp_path / "ref" / "states.npz")
     for k in b.files:
         np.testing.assert_array_equal(a[k], b[k])
+
+
+@pytest.mark.slow
+def test_full_disk_while_writing_results_keeps_every_score_for_the_rerun(
+    compose_cfg, monkeypatch, tmp_path, caplog
+):
+    import errno
+    import logging
+
+    from vat import evaluate as E
+
+    monkeypatch.setenv("VAT_CACHE", str(tmp_path / "cache"))
+    real_savez = np.savez
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    with pytest.raises(OSError, match=r"could not write the results to .*No space left on device"
+                                      r".*every item score is kept in .*journal"):  # fmt: skip
+        E.evaluate(compose_cfg("evaluate", ARGS))
+    (jpath,) = (tmp_path / "cache" / "journal").glob("likelihood-*.jsonl")
+    journaled = sum(len(json.loads(line)["h"]) for line in jpath.read_text().splitlines())
+
+    monkeypatch.setattr(np, "savez", real_savez)  # space freed: the same command again
+    with caplog.at_level(logging.INFO, logger="vat.probes.scoring"):
+        out = E.evaluate(compose_cfg("evaluate", ARGS))
+    reused = [int(n) for n in re.findall(r"(\d+) item scores reused from", caplog.text)]
+    n = out["n_heldout_items"]
+    assert journaled == 2 * n  # pre and post, every item
+    assert reused == [n]  # the post state's items; the pre state comes from its own cache
+    assert out["results"][0]["gain"] is not None and not jpath.exists()

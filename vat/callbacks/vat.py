@@ -118,10 +118,15 @@ class VATCallback(L.Callback):
     def _append(self, row: dict) -> None:
         # One write of one line, flushed and synced: a crash leaves whole rows only.
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        with self.curve_path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(row, allow_nan=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with self.curve_path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(row, allow_nan=False) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:  # e.g. a full disk: say which file; the checkpoints are untouched
+            raise OSError(e.errno, f"could not append step {row['step']} to the VAT curve "
+                          f"{self.curve_path} ({e.strerror or e}); the last checkpoint is intact: "
+                          "free space and resume with ckpt_path=last") from e  # fmt: skip
 
     def _log(self, trainer, row: dict, res: VATResult, name: str, step: int) -> None:
         flat = {f"vat/{name}/{k}": v for k, v in row.items()
