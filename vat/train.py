@@ -329,11 +329,12 @@ def export_hf(model, tokenizer, out: Path) -> dict:
 
 def final_report(out: Path, cb, summary: dict, cfg: DictConfig) -> dict:
     """Per probe: the measurement report at the last step, plus the curve figure over steps."""
+    from vat.callbacks.vat import read_curve
     from vat.probes.base import validity
     from vat.report import make_figures, plot_curve, write_report
     from vat.report.markdown import interpretation
 
-    rows = [json.loads(line) for line in cb.curve_path.read_text().splitlines() if line.strip()]
+    rows, _ = read_curve(cb.curve_path)
     final = {}
     lines = [f"# VAT run: {cfg.method.name} toward {V.BASIC[summary['target']].label}", "",
              f"Model `{cfg.model.name}`, {summary['data']['n_train_pairs_target']} training pairs, "

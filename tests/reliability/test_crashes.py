@@ -207,3 +207,16 @@ def test_sampler_resumes_in_the_middle_of_an_epoch():
     nxt = EpochShuffleSampler(10, seed=3)
     nxt.set_epoch(3)
     assert list(resumed) == list(nxt)
+
+
+def test_a_curve_row_torn_by_a_kill_is_dropped_on_resume(tmp_path):
+    from vat.callbacks import VATCallback
+
+    cb = VATCallback(probes={"likelihood": None}, heldout=None, target="security",
+                     tokenizer=None, model_key={}, out_dir=tmp_path)  # fmt: skip
+    rows = [{"step": s, "probe": "likelihood", "gain": 0.1 * s} for s in (0, 2, 4)]
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    cb.curve_path.write_text(text + '{"step": 6, "probe": "likel')  # killed mid-write
+    cb._resume_curve(4)
+    assert cb.curve_path.read_text() == text
+    assert cb.done == {(0, "likelihood"), (2, "likelihood"), (4, "likelihood")}

@@ -171,18 +171,29 @@ class VATCallback(L.Callback):
         if D.is_rank_zero():
             done = set()
             if self.curve_path.exists():
-                rows = [
-                    json.loads(line)
-                    for line in self.curve_path.read_text(encoding="utf-8").splitlines()
-                    if line.strip()
-                ]
+                rows, torn = read_curve(self.curve_path)
                 keep = [r for r in rows if r["step"] <= step]
                 done = {(r["step"], r["probe"]) for r in keep}
-                if len(keep) != len(rows):
+                if len(keep) != len(rows) or torn:
                     tmp = self.curve_path.with_suffix(".jsonl.tmp")
                     tmp.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
                     os.replace(tmp, self.curve_path)
         self.done = D.broadcast(done)
+
+
+def read_curve(path: Path) -> tuple[list[dict], int]:
+    """The rows of a ``vat_curve.jsonl`` and the number of torn lines (a kill in mid-write)."""
+    rows, torn = [], 0
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            torn += 1
+            log.warning("%s:%d: an incomplete row (the run was killed while writing it): "
+                        "dropped, its step is evaluated again", path, n)  # fmt: skip
+    return rows, torn
 
 
 def curve_row(res: VATResult, probe: str, step: int, epoch: int, elapsed: float) -> dict:
