@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vat import values as V
 from vat.data import ItemSet
+from vat.data.schema import DataError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,12 @@ def check_items(items: ItemSet, target: str) -> dict:
     held = items.heldout()  # raises naming the values without a held-out scene
     train_pairs = items.train(target).pairs()
     if not train_pairs:
-        raise ValueError(f"value={target}: the train split has no express/suppress pair for it")
+        source = items.report.source if items.report else "the items"
+        raise DataError(source, None, "value",
+                        f"value={target}: the train split has no express/suppress pair of a "
+                        f"{target} micro-value, so there is nothing to train toward it; add "
+                        "scenes with both polarities of one of its micro-values, or lower "
+                        "data.test_fraction")  # fmt: skip
     return {
         "target": target,
         "n_items": len(items),

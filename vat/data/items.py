@@ -37,16 +37,33 @@ class ItemSet:
         return self.where(split="train", value=value)
 
     def heldout(self) -> ItemSet:
-        """Held-out (test-split) items of every value: what the probes score. Never trained on."""
+        """Held-out (test-split) items of every value: what the probes score. Never trained on.
+
+        Raises a `DataError` naming the data file and each value without a held-out scene, and
+        whether it is missing from the data or only lies in train scenes.
+        """
         held = self.where(split="test")
-        missing = [v for v in V.BASIC_VALUES if v not in held.values()]
+        source = self.report.source if self.report is not None else "items"
         if not held.items:
-            raise DataError("split", None, "split", "the held-out (test) split is empty")
+            raise DataError(source, None, "split",
+                            "the held-out (test) split is empty; raise data.test_fraction or give "
+                            "some scenes split=test")  # fmt: skip
+        missing = [v for v in V.BASIC_VALUES if v not in held.values()]
         if missing:
-            raise DataError("split", None, "value",
-                            f"the held-out split has no scene for values {missing}; the state matrix "
-                            "needs every value (use more scenes or another split seed)")  # fmt: skip
+            raise DataError(source, None, "value", self._missing_values_reason(missing, held))
         return held
+
+    def _missing_values_reason(self, missing: list[str], held: ItemSet) -> str:
+        absent = [v for v in missing if v not in self.values()]
+        train_only = [v for v in missing if v not in absent]
+        reason = (f"the held-out split has no scene for values {missing}; the state matrix needs "
+                  f"every value ({len(held.scenes())} of {len(self.scenes())} scenes are held out)")  # fmt: skip
+        if absent:
+            reason += f". {absent} have no item in the data at all: add scenes with them"
+        if train_only:
+            reason += (f". {train_only} are only in train scenes: raise data.test_fraction, try "
+                       "another data.seed, or (with a split column) move a scene with them to test")  # fmt: skip
+        return reason
 
     def pairs(self) -> list[tuple[Item, Item]]:
         """(express, suppress) preference pairs: per (scene, micro_value), zipped in data order."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
+import math
 import re
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
@@ -47,6 +47,7 @@ BUNDLED = "bundled"  # the source name of the dataset shipped in the package
 
 _REQUIRED = ("country", "domain", "micro_value", "polarity", "action")
 _TEXT = ("country", "domain", "scenario", "action")
+_INF = (math.inf, -math.inf)
 
 
 def bundled_path() -> Path:
@@ -57,7 +58,10 @@ def bundled_path() -> Path:
 # --------------------------------------------------------------------------------------- raw rows
 def _decode_lines(path: Path) -> Iterator[tuple[int, str | DataError]]:
     """Yield (line number, text) per physical line; undecodable lines yield a `DataError` instead."""
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(str(path), None, None, f"cannot read the file ({e.strerror})") from e
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     for n, chunk in enumerate(raw.split(b"\n"), 1):
@@ -70,66 +74,156 @@ def _decode_lines(path: Path) -> Iterator[tuple[int, str | DataError]]:
             )
 
 
+class _DuplicateKeys(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """`json.loads` hook: a key given twice is an error, not a silent "the last one wins"."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        raise _DuplicateKeys(sorted({k for k, _ in pairs if k in seen or seen.add(k)}))
+    return obj
+
+
+def _json_object(source: str, n: int, text: str) -> dict | DataError:
+    """Parse one JSON Lines line; anything but a JSON object is a `DataError` naming the line."""
+    try:
+        row = json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKeys as e:
+        return DataError(source, n, None, f"keys {e.args[0]} appear more than once in the object")
+    except json.JSONDecodeError as e:
+        return DataError(source, n, None, f"invalid JSON ({e.msg} at column {e.colno})")
+    except ValueError as e:  # a number too long to convert
+        return DataError(source, n, None, f"invalid JSON ({e})")
+    except RecursionError:
+        return DataError(source, n, None, "invalid JSON (nested too deeply)")
+    if not isinstance(row, dict):
+        return DataError(source, n, None, f"expected a JSON object, got {type(row).__name__}")
+    return row
+
+
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict | DataError]]:
+    """One row per non-blank line; lines that do not parse yield a `DataError` naming the line."""
     for n, text in _decode_lines(path):
         if isinstance(text, DataError):
             yield n, text
-            continue
-        if not text.strip():
-            continue
-        try:
-            row = json.loads(text)
-        except json.JSONDecodeError as e:
-            yield n, DataError(str(path), n, None, f"invalid JSON ({e.msg} at column {e.colno})")
-            continue
-        if not isinstance(row, dict):
-            yield (
-                n,
-                DataError(str(path), n, None, f"expected a JSON object, got {type(row).__name__}"),
-            )
-            continue
-        yield n, row
+        elif text.strip():
+            yield n, _json_object(str(path), n, text)
+
+
+Lines = list[tuple[int, str | DataError]]
+
+
+def _csv_record(
+    lines: Lines, i: int, strict: bool = False
+) -> tuple[list[str] | None, int, str | None]:
+    """Parse the CSV record starting at ``lines[i]``: (cells, physical lines used, csv error).
+
+    A record never reaches past an undecodable line (it ends there).
+    """
+
+    def feed() -> Iterator[str]:
+        for j in range(i, len(lines)):
+            text = lines[j][1]
+            if isinstance(text, DataError):
+                return
+            yield text + "\n"
+
+    reader = csv.reader(feed(), strict=strict)
+    try:
+        return next(reader, []), max(reader.line_num, 1), None
+    except csv.Error as e:
+        return None, max(reader.line_num, 1), str(e)
+
+
+def _broken_quote(lines: Lines, i: int, used: int, width: int) -> str | None:
+    """Why the record on ``lines[i : i + used]`` is not a real quoted line break, or None if it is.
+
+    It is one if it parses strictly (every closing quote followed by a comma or the line end), has
+    `width` cells, and none of its later lines reads on its own as a whole row.
+    """
+    cells, _, error = _csv_record(lines, i, strict=True)
+    if error is not None:
+        return error
+    if len(cells) != width:
+        return f"read that way the row has {len(cells)} columns, expected {width}"
+    for j in range(i + 1, i + used):
+        alone, used_alone, error = _csv_record(lines, j)
+        if error is None and used_alone == 1 and len(alone) == width:
+            return f"line {j + 1} reads as a row of its own"
+    return None
+
+
+def _csv_header(path: Path, lines: Lines) -> tuple[int, list[str]]:
+    """(index of the line after the header, header cells): the header is the first non-blank line."""
+    src = str(path)
+    for i, (n, text) in enumerate(lines):
+        if isinstance(text, DataError):
+            raise DataError(src, n, None, f"cannot read the header row: {text.reason}")
+        cells, used, error = _csv_record(lines, i)
+        if error is not None or used > 1:
+            why = error or f"a quoted name is not closed before line {n + used - 1}"
+            raise DataError(src, n, None, f"malformed CSV header row ({why})")
+        header = [c.strip().lstrip("\ufeff").strip() for c in cells or []]
+        if not any(header):
+            continue  # a blank line before the header
+        dups = sorted({h for h in header if h and header.count(h) > 1})
+        if dups:
+            raise DataError(src, n, None, f"the header row names columns {dups} more than once")
+        return i + 1, header
+    what = "only blank lines" if path.stat().st_size else "0 bytes"
+    raise DataError(src, None, None, f"empty file ({what}): expected a header row and item rows")
 
 
 def read_csv(path: Path) -> Iterator[tuple[int, dict | DataError]]:
+    """Rows of a CSV file whose first non-blank line is the header; a quoted field may span lines.
+
+    A row is numbered by its first line. A quote that is never closed (a truncated line, a stray
+    ``"``) would swallow the lines after it: that row is reported at its first line and reading
+    resumes on the next line, so a broken line costs one row, never the rows after it. Rows whose
+    cells are all empty (as spreadsheets write them) count as blank lines.
+    """
+    src = str(path)
     lines = list(_decode_lines(path))
-    bad = {n: t for n, t in lines if isinstance(t, DataError)}
-    text = "\n".join("" if isinstance(t, DataError) else t for _, t in lines)
-    reader = csv.reader(io.StringIO(text))
-    header: list[str] | None = None
-    start = 1
-    for record in reader:
-        end = reader.line_num
-        if header is None:
-            header = [h.strip() for h in record]
-            if not any(header):
-                raise DataError(str(path), 1, None, "the first line must be a header row")
-            start = end + 1
+    i, header = _csv_header(path, lines)
+    while i < len(lines):
+        n, text = lines[i]
+        if isinstance(text, DataError):
+            yield n, text
+            i += 1
             continue
-        span = range(start, end + 1)
-        first_bad = next((bad[n] for n in span if n in bad), None)
-        if first_bad is not None:
-            yield start, first_bad
-        elif not any(c.strip() for c in record):
-            pass  # blank line
-        elif len(record) != len(header):
-            yield (
-                start,
-                DataError(
-                    str(path), start, None, f"expected {len(header)} columns, got {len(record)}"
-                ),
-            )
+        cells, used, error = _csv_record(lines, i)
+        if error is not None:
+            yield n, DataError(src, n, None, f"malformed CSV ({error})")
+            i += 1
+        elif used > 1 and (why := _broken_quote(lines, i, used, len(header))):
+            yield n, DataError(src, n, None,
+                               f"a quoted field opened on this line runs on into line "
+                               f"{n + used - 1} (a missing or stray '\"'?): {why}")  # fmt: skip
+            i += 1
         else:
-            yield start, dict(zip(header, record, strict=True))
-        start = end + 1
-    if header is None:
-        raise DataError(str(path), None, None, "empty file: expected a header row and item rows")
+            if used > 1 or any(c.strip() for c in cells):
+                yield n, _csv_row(src, n, header, cells)
+            i += used
+
+
+def _csv_row(source: str, n: int, header: list[str], cells: list[str]) -> dict | DataError:
+    if len(cells) != len(header):
+        return DataError(source, n, None, f"expected {len(header)} columns, got {len(cells)}")
+    return dict(zip(header, cells, strict=True))
 
 
 def read_parquet(path: Path) -> Iterator[tuple[int, dict | DataError]]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    yield from enumerate(pq.read_table(path).to_pylist(), 1)
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as e:
+        raise DataError(str(path), None, None, f"not a readable Parquet file ({e})") from e
+    yield from enumerate(table.to_pylist(), 1)
 
 
 def read_hf(
@@ -161,7 +255,7 @@ def read_json(path: Path) -> Iterator[tuple[int, dict | DataError]]:
         return
     try:
         rows = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, long numbers
         raise DataError(
             str(path), getattr(e, "lineno", None), None, f"invalid JSON array ({e})"
         ) from e
@@ -220,18 +314,28 @@ def row_to_item(
     def err(field_: str, reason: str) -> DataError:
         return DataError(source, line, field_, reason)
 
+    def get_missing(field_: str, col: str) -> None:
+        if field_ in _REQUIRED:
+            raise err(field_, f"missing (expected column {col!r})")
+        return None
+
     def get(field_: str) -> str | None:
         col = columns.get(field_)
         if col is None:
             return None
         if col not in row or row[col] is None:
-            if field_ in _REQUIRED:
-                raise err(field_, f"missing (expected column {col!r})")
-            return None
+            return get_missing(field_, col)
         val = row[col]
-        if isinstance(val, bool) or not isinstance(val, str | int | float):
+        if isinstance(val, float) and math.isnan(val):  # pandas' and parquet's missing value
+            return get_missing(field_, col)
+        if isinstance(val, bool) or not isinstance(val, str | int | float) or val in _INF:
             raise err(field_, f"expected a string, got {type(val).__name__} {val!r:.40}")
         val = str(val).strip()
+        try:
+            val.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise err(field_, f"not valid Unicode text (a lone surrogate {val[e.start]!r} at "
+                              f"character {e.start})") from None  # fmt: skip
         if not val and field_ in _TEXT + _REQUIRED:
             raise err(field_, "empty text")
         return val or None
@@ -261,7 +365,11 @@ def row_to_item(
     if scenario is None:
         if columns.get("scenario") is not None and columns["scenario"] in row:
             raise err("scenario", "empty text")
-        scenario = scenario_template.format(**{k: v for k, v in f.items() if v is not None})
+        try:
+            scenario = scenario_template.format(**{k: v for k, v in f.items() if v is not None})
+        except KeyError as e:
+            raise err("scenario", f"data.scenario_template needs field {e} and this row has none; "
+                                  "give the row a scenario or the field") from None  # fmt: skip
     scene_id = f.get("scene_id")
     if scene_id is None:
         scene_id = f"{_slug(f['country'])}/{_slug(f['domain'])}"
@@ -357,10 +465,15 @@ def rows_to_items(
     items = [it for line, it in kept if line not in unpaired]
     report.n_items = len(items)
     if not items:
-        raise DataError(source, None, None,
-                        "no valid items" + (f" ({report.n_dropped} rows dropped:\n{report.summary()})"
-                                            if report.n_dropped else " (empty file)"))  # fmt: skip
+        raise DataError(source, None, None, _no_items(report))
     return items, report
+
+
+def _no_items(report: LoadReport) -> str:
+    if report.n_dropped:
+        return f"no valid items ({report.n_dropped} rows dropped:\n{report.summary()})"
+    return ("no valid items (empty file): it has no data rows, only blank lines or a header; "
+            "expected one item per line (JSONL) or per row after the header (CSV)")  # fmt: skip
 
 
 # --------------------------------------------------------------------------------- entry point
@@ -395,6 +508,6 @@ def load_items(
         scenario_template=scenario_template, on_invalid=on_invalid,
     )  # fmt: skip
     items = assign_splits(
-        items, test_fraction=test_fraction, seed=seed, use_column=use_split_column
+        items, test_fraction=test_fraction, seed=seed, use_column=use_split_column, source=name
     )
     return ItemSet(tuple(items), report)
