@@ -59,17 +59,11 @@ def train(cfg: DictConfig) -> dict:
 
     spec = as_spec(cfg.model)
     tokenizer = load_tokenizer(spec)
-    prompt = TrainPrompt(**cfg.prompt)
     is_dpo = cfg.method.name == "dpo"
-    dataset = (PreferenceDataset if is_dpo else SFTDataset)(items, target, tokenizer, prompt)
-    collate = (PreferenceCollator if is_dpo else SFTCollator)(pad_token_id=tokenizer.pad_token_id)
     accumulate = accumulation_steps(
         cfg.batch.global_size, cfg.batch.micro_size, world_size(cfg.trainer)
     )
-    loader = ResumableDataLoader(
-        dataset, batch_size=cfg.batch.micro_size, sampler=EpochShuffleSampler(len(dataset), cfg.seed),
-        collate_fn=collate, num_workers=cfg.batch.num_workers,
-    )  # fmt: skip
+    dataset, collate, loader = training_data(cfg, items, target, tokenizer)
 
     module = instantiate(cfg.method.module)
     summary: dict = {"data": data_check, "method": cfg.method.name, "target": target}
@@ -134,6 +128,20 @@ def train(cfg: DictConfig) -> dict:
     finally:
         _finish_wandb()  # the next cell of a multirun must start its own W&B run
     return summary
+
+
+def training_data(cfg: DictConfig, items, target: str, tokenizer):
+    """(dataset, collator, loader) that `train` fits on: the SFT or preference set of the target
+    value, tokenised with ``cfg.prompt``, in the resumable, epoch-shuffled loader."""
+    prompt = TrainPrompt(**cfg.prompt)
+    is_dpo = cfg.method.name == "dpo"
+    dataset = (PreferenceDataset if is_dpo else SFTDataset)(items, target, tokenizer, prompt)
+    collate = (PreferenceCollator if is_dpo else SFTCollator)(pad_token_id=tokenizer.pad_token_id)
+    loader = ResumableDataLoader(
+        dataset, batch_size=cfg.batch.micro_size, sampler=EpochShuffleSampler(len(dataset), cfg.seed),
+        collate_fn=collate, num_workers=cfg.batch.num_workers,
+    )  # fmt: skip
+    return dataset, collate, loader
 
 
 def interrupted(trainer: L.Trainer, out: Path, summary: dict) -> dict:
@@ -240,20 +248,25 @@ def reference_logps(cfg: DictConfig, dataset, collate, average: bool) -> torch.T
             log.info("reference log-probs from cache: %s", target)
         else:
             model = load_model(as_spec(cfg.model), with_lora=False)
-            ref = torch.zeros(len(dataset), 2, dtype=torch.float64)
-            loader = DataLoader(
-                dataset, batch_size=cfg.batch.micro_size, shuffle=False, collate_fn=collate
-            )
-            for batch in loader:
-                logits = model(
-                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-                ).logits
-                logps, _ = sequence_logps(logits, batch["labels"], average=average)
-                b = len(batch["index"])
-                ref[batch["index"], 0] = logps[:b].double()
-                ref[batch["index"], 1] = logps[b:].double()
+            ref = compute_reference_logps(model, dataset, collate, cfg.batch.micro_size, average)
             torch.save(ref, tmp / "ref.pt")
     return torch.load(target / "ref.pt", weights_only=True)
+
+
+@torch.no_grad()
+def compute_reference_logps(
+    model, dataset, collate, batch_size: int, average: bool
+) -> torch.Tensor:
+    """(N, 2) float64 (chosen, rejected) log-probs of every pair under `model`, uncached."""
+    ref = torch.zeros(len(dataset), 2, dtype=torch.float64)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    for batch in loader:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logps, _ = sequence_logps(logits, batch["labels"], average=average)
+        b = len(batch["index"])
+        ref[batch["index"], 0] = logps[:b].double()
+        ref[batch["index"], 1] = logps[b:].double()
+    return ref
 
 
 def value_gap(ref: torch.Tensor) -> dict:
