@@ -221,6 +221,41 @@ def test_preference_collator(pref, tok):
     assert padded["attention_mask"].sum().item() == out["attention_mask"].sum().item()
 
 
+def test_packed_pairs_hold_each_pair_once_with_its_prompt(pref, tok):
+    """`pack_pairs`: row i = prompt + chosen + rejected; rejected positions continue the prompt;
+    every response token is predicted from the right position (the first rejected one from the
+    last prompt token), and the grid slots put chosen rows first."""
+    batch = [pref[i] for i in (0, 3, 5)]
+    b = len(batch)
+    out = PreferenceCollator(tok.pad_token_id)(batch)
+    ids, pos, seg = out["packed_input_ids"], out["packed_position_ids"], out["packed_segment"]
+    assert ids.shape == pos.shape == seg.shape and ids.shape[0] == b
+    grid = out["response_mask"].shape[1]
+    for i, e in enumerate(batch):
+        p, c = _split(e, "chosen_")
+        _, r = _split(e, "rejected_")
+        n = len(p) + len(c) + len(r)
+        assert ids[i, :n].tolist() == p + c + r and (ids[i, n:] == tok.pad_token_id).all()
+        assert pos[i, :n].tolist() == [*range(len(p) + len(c)), *range(len(p), len(p) + len(r))]
+        assert seg[i, :n].tolist() == [0] * len(p) + [1] * len(c) + [2] * len(r)
+        assert (seg[i, n:] == -1).all()
+        for side, resp, row in (("c", c, i), ("r", r, b + i)):
+            sel = out["target_slot"] // grid == row
+            assert out["target_ids"][sel].tolist() == resp
+            assert (out["target_row"][sel] == i).all()
+            first = len(p) if side == "c" else len(p) + len(c)
+            want = [len(p) - 1, *range(first, first + len(resp) - 1)]
+            assert out["target_pos"][sel].tolist() == want
+            assert out["response_mask"][row].sum().item() == len(resp)
+
+
+def test_pairs_without_a_shared_prompt_are_not_packed(pref, tok):
+    e = dict(pref[0])
+    e["rejected_input_ids"] = [e["rejected_input_ids"][0] + 1, *e["rejected_input_ids"][1:]]
+    assert "packed_input_ids" not in PreferenceCollator(tok.pad_token_id)([pref[1], e])
+    assert "packed_input_ids" in PreferenceCollator(tok.pad_token_id)([pref[1], pref[0]])
+
+
 def test_sft_collator(sft, tok):
     batch = [sft[i] for i in range(4)]
     out = SFTCollator(tok.pad_token_id, pad_to_multiple_of=8)(batch)

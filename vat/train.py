@@ -37,9 +37,9 @@ from vat.data.training import (
 from vat.evaluate import measure, model_key
 from vat.launch import check_launch
 from vat.loggers import guard_all
-from vat.losses import sequence_logps
 from vat.metrics import to_jsonable
 from vat.models import as_spec, load_model, load_tokenizer
+from vat.modules.dpo import pair_logps
 from vat.preflight import check_items
 from vat.probes.base import fingerprint
 from vat.run import build_items, setup
@@ -68,7 +68,9 @@ def train(cfg: DictConfig) -> dict:
     module = instantiate(cfg.method.module)
     summary: dict = {"data": data_check, "method": cfg.method.name, "target": target}
     if is_dpo:
-        ref = reference_logps(cfg, dataset, collate, average=module.average_logps)
+        ref = reference_logps(
+            cfg, dataset, collate, average=module.average_logps, share_prompt=module.share_prompt
+        )
         gap = value_gap(ref)
         summary["value_gap"] = gap
         (out / "value_gap.json").write_text(json.dumps(gap, indent=2))
@@ -137,11 +139,15 @@ def training_data(cfg: DictConfig, items, target: str, tokenizer):
     is_dpo = cfg.method.name == "dpo"
     dataset = (PreferenceDataset if is_dpo else SFTDataset)(items, target, tokenizer, prompt)
     collate = (PreferenceCollator if is_dpo else SFTCollator)(pad_token_id=tokenizer.pad_token_id)
-    loader = ResumableDataLoader(
+    return dataset, collate, training_loader(cfg, dataset, collate)
+
+
+def training_loader(cfg: DictConfig, dataset, collate) -> ResumableDataLoader:
+    """The resumable loader over `dataset`: micro-batches in an order fixed by (seed, epoch)."""
+    return ResumableDataLoader(
         dataset, batch_size=cfg.batch.micro_size, sampler=EpochShuffleSampler(len(dataset), cfg.seed),
         collate_fn=collate, num_workers=cfg.batch.num_workers,
     )  # fmt: skip
-    return dataset, collate, loader
 
 
 def interrupted(trainer: L.Trainer, out: Path, summary: dict) -> dict:
@@ -234,7 +240,9 @@ def accumulation_steps(global_size: int, micro_size: int, world_size: int) -> in
 
 
 @torch.no_grad()
-def reference_logps(cfg: DictConfig, dataset, collate, average: bool) -> torch.Tensor:
+def reference_logps(
+    cfg: DictConfig, dataset, collate, average: bool, share_prompt: bool = True
+) -> torch.Tensor:
     """(N, 2) reference log-probs (chosen, rejected) of every training pair, by dataset index.
 
     The base model (no adapters) is the reference. Computed once and cached on disk, keyed by
@@ -248,21 +256,25 @@ def reference_logps(cfg: DictConfig, dataset, collate, average: bool) -> torch.T
             log.info("reference log-probs from cache: %s", target)
         else:
             model = load_model(as_spec(cfg.model), with_lora=False)
-            ref = compute_reference_logps(model, dataset, collate, cfg.batch.micro_size, average)
+            ref = compute_reference_logps(
+                model, dataset, collate, cfg.batch.micro_size, average, share_prompt
+            )
             torch.save(ref, tmp / "ref.pt")
     return torch.load(target / "ref.pt", weights_only=True)
 
 
 @torch.no_grad()
 def compute_reference_logps(
-    model, dataset, collate, batch_size: int, average: bool
+    model, dataset, collate, batch_size: int, average: bool, share_prompt: bool = True
 ) -> torch.Tensor:
-    """(N, 2) float64 (chosen, rejected) log-probs of every pair under `model`, uncached."""
+    """(N, 2) float64 (chosen, rejected) log-probs of every pair under `model`, uncached, by the
+    same forward as the training step (`vat.modules.dpo.pair_logps`)."""
     ref = torch.zeros(len(dataset), 2, dtype=torch.float64)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     for batch in loader:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        logps, _ = sequence_logps(logits, batch["labels"], average=average)
+        logps, n = pair_logps(model, batch, share_prompt=share_prompt)
+        if average:
+            logps = logps / n.clamp(min=1)
         b = len(batch["index"])
         ref[batch["index"], 0] = logps[:b].double()
         ref[batch["index"], 1] = logps[b:].double()

@@ -384,6 +384,10 @@ class PreferenceCollator(_Collator):
     ``input_ids``, ``attention_mask``, ``labels`` are (2B, L): rows ``0..B-1`` the chosen sequences,
     rows ``B..2B-1`` the rejected ones in the same order, padded to one common L. ``index`` (B,) is
     the examples' positions in the dataset.
+
+    When every pair shares its prompt (as `PreferenceDataset` builds them), the batch also holds the
+    same pairs with the prompt once (`pack_pairs`: the ``packed_*`` fields), which `DPOModule` runs
+    instead: ``P + Rc + Rr`` tokens per pair instead of ``2P + Rc + Rr``.
     """
 
     def __call__(self, examples: Sequence[dict]) -> dict[str, torch.Tensor]:
@@ -393,7 +397,85 @@ class PreferenceCollator(_Collator):
         labels = [e["chosen_labels"] for e in examples] + [e["rejected_labels"] for e in examples]
         out = _pad_right(seqs, labels, self.pad_token_id, self.pad_to_multiple_of)
         out["index"] = torch.tensor([e["index"] for e in examples], dtype=torch.long)
+        out.update(pack_pairs(examples, self.pad_token_id, self.pad_to_multiple_of))
         return out
+
+
+def _shared_prompt(e: dict) -> tuple[list[int], list[int], list[int]] | None:
+    """(prompt, chosen response, rejected response) of an example whose two sequences are one prompt
+    (labels ``-100``) followed by a fully labelled response; None for any other layout."""
+    ids_c, lab_c, ids_r, lab_r = (e["chosen_input_ids"], e["chosen_labels"],
+                                  e["rejected_input_ids"], e["rejected_labels"])  # fmt: skip
+    n = next((i for i, y in enumerate(lab_c) if y != IGNORE_INDEX), len(lab_c))
+    if n == 0 or ids_r[:n] != ids_c[:n] or lab_r[:n] != lab_c[:n]:
+        return None  # no prompt (the first response token would have no context) or not shared
+    if lab_c[n:] != ids_c[n:] or lab_r[n:] != ids_r[n:]:
+        return None  # a response with unlabelled tokens
+    return ids_c[:n], ids_c[n:], ids_r[n:]
+
+
+def pack_pairs(
+    examples: Sequence[dict], pad_token_id: int, pad_to_multiple_of: int | None = None
+) -> dict[str, torch.Tensor]:
+    """The pairs with their shared prompt once: row i is ``prompt + chosen + rejected``.
+
+    A causal model scores both responses in one pass when the rejected tokens do not see the chosen
+    ones and continue the prompt's positions. Fields (B pairs, T the longest packed row, N the
+    response tokens of the batch), all built here on the host so the training step needs no sync:
+
+    - ``packed_input_ids`` (B, T), right-padded with ``pad_token_id``;
+    - ``packed_position_ids`` (B, T): ``0..P-1`` on the prompt, ``P..`` on the chosen response and
+      again ``P..`` on the rejected one;
+    - ``packed_segment`` (B, T) int8: 0 prompt, 1 chosen, 2 rejected, -1 padding (the attention
+      mask is built from it: causal, no padding, rejected never attends to chosen);
+    - ``target_row``, ``target_pos``, ``target_ids`` (N,): each response token, the packed row and
+      position whose hidden state predicts it (the first rejected token is predicted from the last
+      prompt token), and its id;
+    - ``target_slot`` (N,): its place in the (2B, R) grid of response tokens, chosen rows first
+      (``row * R + k``), and ``response_mask`` (2B, R) bool: the grid's real tokens.
+
+    Empty (no fields) when a pair does not share its prompt: the model then runs the plain
+    (2B, L) batch.
+    """
+    parts = [_shared_prompt(e) for e in examples]
+    if not parts or any(p is None for p in parts):
+        return {}
+    b = len(parts)
+    rows, pos, seg, t_row, t_pos, t_ids, t_seq, t_k = [], [], [], [], [], [], [], []
+    for i, (p, c, r) in enumerate(parts):
+        n, nc, nr = len(p), len(c), len(r)
+        rows.append(p + c + r)
+        pos.append([*range(n + nc), *range(n, n + nr)])
+        seg.append([0] * n + [1] * nc + [2] * nr)
+        t_row += [i] * (nc + nr)
+        t_pos += [*range(n - 1, n + nc - 1), n - 1, *range(n + nc, n + nc + nr - 1)]
+        t_ids += c + r
+        t_seq += [i] * nc + [b + i] * nr
+        t_k += [*range(nc), *range(nr)]
+    width = max(map(len, rows))
+    if pad_to_multiple_of:
+        width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
+    grid = max(max(len(c), len(r)) for _, c, r in parts)
+    ids = torch.full((b, width), pad_token_id, dtype=torch.long)
+    position = torch.zeros((b, width), dtype=torch.long)
+    segment = torch.full((b, width), -1, dtype=torch.int8)
+    for i, (row, ps, sg) in enumerate(zip(rows, pos, seg, strict=True)):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        position[i, : len(row)] = torch.tensor(ps, dtype=torch.long)
+        segment[i, : len(row)] = torch.tensor(sg, dtype=torch.int8)
+    seq, k = torch.tensor(t_seq, dtype=torch.long), torch.tensor(t_k, dtype=torch.long)
+    response_mask = torch.zeros((2 * b, grid), dtype=torch.bool)
+    response_mask[seq, k] = True
+    return {
+        "packed_input_ids": ids,
+        "packed_position_ids": position,
+        "packed_segment": segment,
+        "target_row": torch.tensor(t_row, dtype=torch.long),
+        "target_pos": torch.tensor(t_pos, dtype=torch.long),
+        "target_ids": torch.tensor(t_ids, dtype=torch.long),
+        "target_slot": seq * grid + k,
+        "response_mask": response_mask,
+    }
 
 
 def length_grouped_indices(
