@@ -132,9 +132,9 @@ def test_sharded_scores_equal_single_process(tiny_dir, tmp_path, monkeypatch):
             assert 0 < calls[0] < s_calls, (name, calls, s_calls)
     print(f"max |sharded - single| over item and unit scores: {worst:.2e}")
     assert worst < TOL
-    # 3 scenes of 20, 20, 19 items in batches of 16: a rank with 2 scenes runs 6 forwards (prefix +
-    # 2 batches each), the other 3 + 3 dummy ones
-    assert ranks[0]["likelihood"][3] == 6
+    # 3 scenes of 20, 20, 19 items, each one packed batch: a rank with 2 scenes runs 3 forwards
+    # (both scenario prefixes in one, then a batch per scene), the other 2 + 1 dummy one
+    assert ranks[0]["likelihood"][3] == 3
     # the cache: one entry, written by rank zero in the first call, read by both in the second
     assert len([p for p in (tmp_path / "cache" / "states").iterdir() if p.is_dir()]) == 1
     assert ranks[0]["cached0"][3] > 0 and [r["cached1"][3] for r in ranks] == [0, 0]
@@ -157,7 +157,9 @@ EVAL = ["model=tiny", "metrics.n_bootstrap=200", "metrics.n_permutations=500",
 
 
 def _close(a, b, path="") -> None:
-    """Same JSON structure; numbers equal within 1e-5 (states differ by float noise only)."""
+    """Same JSON structure; numbers equal within a relative 1e-4: the states differ by float noise
+    only (checked at 1e-5 below), which ratios such as GND (shift / gain) and bootstrap quantiles
+    amplify (8.53254 vs 8.53244 seen when the two runs batch the scene prefixes differently)."""
     if isinstance(a, dict):
         assert a.keys() == b.keys(), path
         for k in a:
@@ -167,7 +169,7 @@ def _close(a, b, path="") -> None:
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
             _close(x, y, f"{path}[{i}]")
     elif isinstance(a, float) and isinstance(b, float):
-        assert a == pytest.approx(b, abs=TOL, rel=TOL), path
+        assert a == pytest.approx(b, abs=TOL, rel=10 * TOL), path
     else:
         assert a == b, path
 

@@ -160,3 +160,32 @@ def test_prompt_changes_scores_and_results_round_trip(tiny, held_small, items, t
     assert (
         again.items.equals(pre.items) and again.units.equals(pre.units) and again.meta == pre.meta
     )
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_packed_batches_equal_plain_scoring(tiny, held_small, attn):
+    """Packed scoring (each distinct context once, its requests' continuations after it, a tree
+    attention mask) gives the plain padded scores, under both attention implementations that take a
+    custom mask; several requests share each context here, as the judgment prompts do."""
+    model, tok = tiny
+    reqs = []
+    for it in held_small:  # context = the scene + the micro-value: 2 requests (a pair) per context
+        c, x = encode_pair(tok, f"Scenario: {it.scenario}\nCare about {it.micro_value}.\nAction:",
+                           " " + it.action)  # fmt: skip
+        reqs.append(Request(tuple(c), tuple(x), group=it.scene_id))
+    options = [5, 17, 99]
+    cfg = model.config
+    before = cfg._attn_implementation
+    try:
+        cfg._attn_implementation = attn
+        packed = Scorer(model, batch_size=16, reuse_prefix=True, progress=False)
+        fulls = [list(r.context) + list(r.continuation) for r in reqs]
+        units = packed._units(packed._plan(reqs, fulls), fulls, [len(r.context) for r in reqs])
+        assert all(u.packed for u in units) and len(units) == 3  # one packed unit per scene
+        got = packed.score(reqs, options)
+        plain = Scorer(model, batch_size=16, reuse_prefix=False, progress=False).score(reqs, options)
+    finally:
+        cfg._attn_implementation = before
+    np.testing.assert_allclose(got.logprob, plain.logprob, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(got.option_logprobs, plain.option_logprobs, atol=1e-5, rtol=0)
+    assert (got.n_tokens == plain.n_tokens).all()

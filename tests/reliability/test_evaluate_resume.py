@@ -34,8 +34,9 @@ def test_killed_evaluation_resumes_from_item_scores_and_gives_the_same_result(tm
     assert not list((tmp_path / "cache_ref" / "journal").glob("*.jsonl"))  # removed when done
 
     cache = tmp_path / "cache"
-    # pre and post state: 28 batches each; killed after batch 40: pre cached whole, post half-way
-    killed = run_evaluate(tmp_path / "killed", cache, fault="kill_in_scoring:40")
+    # pre and post state: 14 batches each (one packed batch per scene); killed after batch 20:
+    # pre cached whole, post part-way
+    killed = run_evaluate(tmp_path / "killed", cache, fault="kill_in_scoring:20")
     assert killed.returncode == -9, killed.stderr[-3000:]
     (jpath,) = (cache / "journal").glob("likelihood-*.jsonl")
     journaled = sum(len(json.loads(line)["h"]) for line in jpath.read_text().splitlines())

@@ -51,9 +51,10 @@ class LikelihoodProbe:
     def config(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k not in ("progress", "batch_size")}
 
-    def requests(
+    def texts(
         self, tokenizer, items: ItemSet, ctx: PromptContext | None = None
-    ) -> list[Request]:
+    ) -> list[tuple[str, str]]:
+        """(context, continuation) strings per item, as lm-evaluation-harness would take them."""
         shots = [
             (
                 self.context_template.format(**fields(s, a, m)),
@@ -61,14 +62,26 @@ class LikelihoodProbe:
             )
             for s, a, m in (ctx.examples if ctx else [])
         ]
-        reqs = []
+        out = []
         for it in items:
             f = fields(it.scenario, it.action, it.micro_value)
             context = render(
                 tokenizer, shots, self.context_template.format(**f), self.use_chat_template,
                 system_text(ctx), plain_answer_prefix=" ",
             )  # fmt: skip
-            c, x = encode_pair(tokenizer, context, self.action_template.format(**f))
+            out.append((context, self.action_template.format(**f)))
+        return out
+
+    def requests(
+        self, tokenizer, items: ItemSet, ctx: PromptContext | None = None
+    ) -> list[Request]:
+        """One request per item, grouped by scene: the context up to the action is the same for
+        all the items of a micro-value, and its scenario prefix for all the items of a scene."""
+        reqs = []
+        for it, (context, continuation) in zip(
+            items, self.texts(tokenizer, items, ctx), strict=True
+        ):
+            c, x = encode_pair(tokenizer, context, continuation)
             reqs.append(Request(tuple(c), tuple(x), group=it.scene_id))
         return reqs
 
