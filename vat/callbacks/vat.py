@@ -141,7 +141,8 @@ class VATCallback(L.Callback):
             self._log_images(trainer, res, name, step)
 
     def _log_images(self, trainer, res: VATResult, name: str, step: int) -> None:
-        wandb_loggers = [lg for lg in trainer.loggers if type(lg).__name__ == "WandbLogger"]
+        wandb_loggers = [lg for lg in trainer.loggers
+                         if type(lg).__name__ == "WandbLogger" and not _records_nothing(lg)]  # fmt: skip
         if not wandb_loggers:
             return
         from vat.report import plot_coupling, plot_shift_circumplex
@@ -179,6 +180,12 @@ class VATCallback(L.Callback):
                     tmp.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
                     os.replace(tmp, self.curve_path)
         self.done = D.broadcast(done)
+
+
+def _records_nothing(logger) -> bool:
+    """A W&B logger in ``mode=disabled`` drops everything: drawing its figures (about a second
+    each on a CPU) would be time taken from training for nothing."""
+    return getattr(logger, "_wandb_init", {}).get("mode") == "disabled"
 
 
 def read_curve(path: Path) -> tuple[list[dict], int]:
