@@ -182,10 +182,33 @@ def test_packed_batches_equal_plain_scoring(tiny, held_small, attn):
         fulls = [list(r.context) + list(r.continuation) for r in reqs]
         units = packed._units(packed._plan(reqs, fulls), fulls, [len(r.context) for r in reqs])
         assert all(u.packed for u in units) and len(units) == 3  # one packed unit per scene
-        got = packed.score(reqs, options)
-        plain = Scorer(model, batch_size=16, reuse_prefix=False, progress=False).score(reqs, options)
+        plain = Scorer(model, batch_size=16, reuse_prefix=False, progress=False)
+        # with option tokens (read after the last token) and without (the last token not run)
+        got, want = packed.score(reqs, options), plain.score(reqs, options)
+        got_lp, want_lp = packed.score(reqs), plain.score(reqs)
     finally:
         cfg._attn_implementation = before
-    np.testing.assert_allclose(got.logprob, plain.logprob, atol=1e-5, rtol=0)
-    np.testing.assert_allclose(got.option_logprobs, plain.option_logprobs, atol=1e-5, rtol=0)
-    assert (got.n_tokens == plain.n_tokens).all()
+    np.testing.assert_allclose(got.logprob, want.logprob, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(got.option_logprobs, want.option_logprobs, atol=1e-5, rtol=0)
+    assert (got.n_tokens == want.n_tokens).all()
+    np.testing.assert_allclose(got_lp.logprob, want.logprob, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(want_lp.logprob, want.logprob, atol=1e-5, rtol=0)
+    assert got_lp.option_logprobs is None and (got_lp.n_tokens == want.n_tokens).all()
+
+
+def test_packed_scoring_of_one_token_continuations(tiny):
+    """Continuations of one token (their only token is not run when no option is read) and of
+    several, several per context, three contexts per cached prefix: packed == one at a time."""
+    model, _ = tiny
+    rng = np.random.default_rng(0)
+    reqs = []
+    for g in range(3):
+        pre = [int(x) for x in rng.integers(5, 200, 12)]
+        for c in range(3):
+            ctx = tuple(pre + [int(x) for x in rng.integers(5, 200, 1 + c)])
+            for j in range(4):
+                cont = tuple(int(x) for x in rng.integers(5, 200, 1 + (j % 2) * 3))
+                reqs.append(Request(ctx, cont, group=g))
+    got = Scorer(model, batch_size=16, reuse_prefix=True, progress=False).score(reqs)
+    want = Scorer(model, batch_size=1, reuse_prefix=False, progress=False).score(reqs)
+    np.testing.assert_allclose(got.logprob, want.logprob, atol=1e-5, rtol=0)

@@ -663,9 +663,14 @@ class Scorer:
         sequence. So each request sees exactly its own sequence, as if run alone, while a
         shared context runs once and no position is spent on padding between sequences. Logits
         are computed only at the positions read (a boolean ``logits_to_keep``): the last context
-        token (shared by the requests of that context) and every continuation token but the last
-        (and the last too when option tokens are read).
+        token (shared by the requests of that context) and every continuation token but the last.
+        The last continuation token is not run at all unless option tokens are read after it (it
+        predicts nothing else; lm-evaluation-harness drops it too).
         """
+        full = seqs  # read against the whole sequences
+        n_cont = [len(s) - c for s, c in zip(seqs, ctx_lens, strict=True)]
+        if opt is None:
+            seqs = [s[:-1] if t > 0 else s for s, t in zip(seqs, n_cont, strict=True)]
         rows_of, width = _layout(range(len(seqs)), seqs, ctx_lens, k, _hidden_size(self.model))
         n_rows = len(rows_of)
         ids = torch.full((n_rows, width), self.pad_token_id, dtype=torch.long)
@@ -677,7 +682,7 @@ class Scorer:
         keep = torch.zeros((n_rows, width), dtype=torch.bool)
         tril = torch.ones((width, width), dtype=torch.bool).tril()
         # per request: the (row, column) of the logits that predict its continuation tokens, in
-        # order, then of the logits after its last token
+        # order, then (option tokens read) of the logits after its last token
         at: list[list[tuple[int, int]]] = [[] for _ in seqs]
         for row, members in enumerate(rows_of):
             col = 0
@@ -694,7 +699,7 @@ class Scorer:
                     pos[row, col : col + t] = torch.arange(c, c + t)
                     allow[row, col : col + t, kv + m0 : kv + m0 + m] = True
                     allow[row, col : col + t, kv + col : kv + col + t] = tril[:t, :t]
-                    keep[row, col : col + t - (opt is None)] = True
+                    keep[row, col : col + t] = True
                     at[r] = [(row, m0 + m - 1)] + [(row, col + j) for j in range(t)]
                     col += t
         if _attn_implementation(self.model) == "sdpa":
@@ -715,12 +720,12 @@ class Scorer:
             # (kept positions, V) in row-major order: the index of (row, col) is its rank
             rank = (keep.flatten().cumsum(0) - 1).view(n_rows, width).tolist()
             flat = [[rank[row][col] for row, col in a] for a in at]
-            cont = [(None, f[:-1]) for f in flat]
+            cont = [(None, f[:n]) for f, n in zip(flat, n_cont, strict=True)]
             last = [(None, f[-1]) for f in flat]
         else:  # a model or transformers version that computed every position
-            cont = [(a[0][0], [col for _, col in a[:-1]]) for a in at]
+            cont = [(a[0][0], [col for _, col in a[:n]]) for a, n in zip(at, n_cont, strict=True)]
             last = [a[-1] for a in at]
-        return self._read(logits, seqs, ctx_lens, cont, last, opt)
+        return self._read(logits, full, ctx_lens, cont, last, opt)
 
     def _read(self, logits, seqs, ctx_lens, cont, last, opt):
         """Scores from the logits: `cont[r]` = (row, columns) of the logits that predict request
