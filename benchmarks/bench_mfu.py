@@ -52,6 +52,13 @@ from vat.probes import LikelihoodProbe, Scorer
 
 
 # ------------------------------------------------------------------------------- peak
+def mfu(rate: float, peak: float) -> str:
+    """rate / peak as a percentage; "n/a" when the run beat the measured peak (a CPU without
+    bf16 hardware: torch's plain bf16 matmul takes a slower path than autocast's oneDNN linear,
+    so that "peak" is no bound)."""
+    return f"{100 * rate / peak:.0f}%" if rate <= peak else "n/a (above the measured peak)"
+
+
 def matmul_peak(sizes: list[int], dtype: torch.dtype, budget_s: float = 30.0) -> tuple[float, int]:
     """Best FLOP/s of an n x n @ n x n matmul (2 n^3 FLOPs) over `sizes`, ascending: best of up
     to 5 runs per size after a warm-up, within `budget_s` in all (a size whose predicted time
@@ -141,8 +148,8 @@ def bench_scoring(model, tok, items, reps, peaks,
         rate = t.median  # FLOP/s, padding included
         mem = gpu_mib.get("fp32" if name == "fp32" else "bfloat16", 0.0) if cuda else t.peak_rss
         rows.append([f"scoring (likelihood probe), {name}", f"{len(items) * rate / flops:.2f} items/s",
-                     f"{rate * useful / flops / 1e9:.1f}", f"{100 * rate * useful / flops / peak:.0f}%",
-                     f"{100 * rate / peak:.0f}%", f"{mem:.0f}"])  # fmt: skip
+                     f"{rate * useful / flops / 1e9:.1f}", mfu(rate * useful / flops, peak),
+                     mfu(rate, peak), f"{mem:.0f}"])  # fmt: skip
     notes = [f"scoring: {len(items)} items in {c.forwards} forwards: {c.real} real tokens "
              f"({c.positions} positions with padding), {c.head_rows} LM-head rows; "
              f"{flops / 1e9:.0f} GFLOP per run; bf16 autocast vs fp32: log-prob max abs diff "
@@ -219,7 +226,7 @@ def bench_training(name, make_model, tok, n_steps, peaks, lora: bool, device: st
     label = (f"training, {'LoRA r=16 (4N)' if lora else 'full FT (6N)'}, "
              f"{'bf16 autocast' if bf16 else 'fp32'}{f', {pairs} pairs' if pairs != 4 else ''}")  # fmt: skip
     row = [label, f"{tokens / sum(secs):.0f} tok/s", f"{rate / 1e9:.1f}",
-           f"{100 * rate / peak:.0f}%", f"{100 * rate * padded / tokens / peak:.0f}%",
+           mfu(rate, peak), mfu(rate * padded / tokens, peak),
            f"{mem_mib:.0f}"]  # fmt: skip
     spread = f"{min(rates) / 1e9:.1f}-{max(rates) / 1e9:.1f} GFLOP/s over steps"
     note = (f"{label}: {n_steps} steps of {2 * pairs} rows, {tokens} real tokens ({padded} padded), {spread}; "
@@ -361,7 +368,21 @@ def main() -> None:
 
 INTERPRETATION = """### Interpretation
 
-(written by hand after the run)"""
+- **CPU (fp32): scoring runs at about 30% of the measured matmul peak, full fine-tuning at about
+  26%, LoRA training at about 18%** (SmolLM2-135M; the peak is the best square fp32 matmul of this
+  run, so both sides saw the same load). What bounds it, from the profiles: the matrix products
+  are ~70% of the time but are skinny (a few hundred token rows by 576 against 1536 or 49152
+  columns), which this BLAS runs well below its square-matrix peak; the rest is memory-bound
+  elementwise work (RMSNorm's pow/mean/mul, SiLU, residual adds, copies: 21% of scoring, 26% of a
+  training step) that does no counted FLOPs. LoRA counts only 4 N per token (no weight gradients
+  of the frozen body) but still pays the adapters' small matmuls, their optimizer and the same
+  elementwise work, hence the lower MFU. Padding is 3-5% of positions.
+- **bf16 on this CPU** (AVX2 only, no AVX512-BF16 or AMX): autocast scoring is ~4x slower than
+  fp32, and torch's plain bf16 matmul is slower still (0.9 GFLOP/s, a fallback path), so no bf16
+  MFU is given: the "peak" is no bound there. fp32 is the CPU default for that reason.
+- **GPU (H200, the `gpu` section):** about 1% at SmolLM2's size and these batches: kernel-launch
+  bound (21 us matmuls, 1-6 us elementwise kernels). Larger models or batches, or CUDA graphs,
+  are what would raise it."""
 
 
 if __name__ == "__main__":
