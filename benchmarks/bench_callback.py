@@ -23,6 +23,7 @@ the curve), alternating with ours; ``fit(with) - fit(without)`` cross-checks the
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import statistics
 import time
@@ -256,6 +257,9 @@ def bench_model(model: str, steps: int, reps: int, smoke: bool = False,
             - statistics.median(off.seconds),
             2,
         ),
+        "share_of_fit": round(
+            med("ours: with VAT callback", lambda r: r["clock"].hooks / r["clock"].fit), 4
+        ),
     }
     if FIGS in results:
         f = results[FIGS][-1]["clock"]
@@ -275,6 +279,18 @@ eval / (eval + train) whatever the implementation; at batch 4 it falls to 15% on
 point per 75-95 steps (or with larger batches), or by scoring fewer held-out items, which changes
 what is measured. Figures (drawn only when W&B records them) add about a second or more per probe
 per point on this CPU."""
+
+
+def verdict(detail: dict) -> str:
+    """The 15% target against the share measured and the floor the token budget sets: with r the
+    evaluation's forward-equivalent tokens per point over 5 training steps', a point every 5
+    steps costs at least r / (1 + r) of the loop, and 15% needs a point per 5 r (85 / 15) steps."""
+    r = detail["token_budget"]["eval_over_train_forward_equivalents"]
+    share = detail["share_of_fit"]
+    every = math.ceil(5 * r * 85 / 15)
+    return (f"target at most 15% of the fit loop: {'met' if share <= 0.15 else 'MISSED'} "
+            f"({share:.1%}); floor from the token budget at this cadence {r / (1 + r):.0%}; "
+            f"15% needs one VAT point per >= {every} steps at this batch size")  # fmt: skip
 
 
 def main() -> None:
@@ -299,6 +315,7 @@ def main() -> None:
         pre = {} if args.smoke else prefill_pre_state(m)
         tab, detail = bench_model(m, steps, reps, smoke=args.smoke, figures=figures)
         detail["token_budget"] = token_budget(m)
+        detail["verdict"] = verdict(detail)
         block = (f"### {m}: default run (DPO, LoRA, callback every 5 steps, 2 probes), {steps} "
                  f"steps x {reps} reps\n\n{tab}\n\nDetail: {detail}\n\n"
                  f"Pre-state scoring without the cache (a model's first run only, in "
