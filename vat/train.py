@@ -127,9 +127,22 @@ def train(cfg: DictConfig) -> dict:
             (out / "summary.json").write_text(
                 json.dumps(to_jsonable(summary), indent=2, allow_nan=False)
             )
+        trainer.strategy.barrier("vat_train_end")  # no rank leaves while rank zero still writes
     finally:
         _finish_wandb()  # the next cell of a multirun must start its own W&B run
+        _close_process_group()
     return summary
+
+
+def _close_process_group() -> None:
+    """Tear down the process group Lightning created for this run (a local call, no collective).
+
+    Left to interpreter exit, a gloo group's threads can be destroyed out of order: a rank that
+    finished first aborted with "terminate called without an active exception" (seen once in the
+    2-process ZeRO-3 test). A later run in the same process (a sweep cell) creates its own group.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def training_data(cfg: DictConfig, items, target: str, tokenizer):
