@@ -212,3 +212,21 @@ def test_packed_scoring_of_one_token_continuations(tiny):
     got = Scorer(model, batch_size=16, reuse_prefix=True, progress=False).score(reqs)
     want = Scorer(model, batch_size=1, reuse_prefix=False, progress=False).score(reqs)
     np.testing.assert_allclose(got.logprob, want.logprob, atol=1e-5, rtol=0)
+
+
+def test_packed_scoring_without_boolean_logits_to_keep(tiny, held_small, monkeypatch):
+    """A transformers that computes logits at every position (no boolean ``logits_to_keep``):
+    the packed path reads them by (row, column) and gives the same scores."""
+    from vat.probes import scoring
+
+    model, tok = tiny
+    reqs = _requests(tok, held_small)
+    options = [5, 17, 99]
+    want = Scorer(model, batch_size=16, reuse_prefix=False, progress=False)
+    want_opt, want_lp = want.score(reqs, options), want.score(reqs)
+    monkeypatch.setattr(scoring, "_bool_logits_to_keep", lambda: False)
+    got = Scorer(model, batch_size=16, reuse_prefix=True, progress=False)
+    got_opt, got_lp = got.score(reqs, options), got.score(reqs)
+    np.testing.assert_allclose(got_opt.logprob, want_opt.logprob, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(got_opt.option_logprobs, want_opt.option_logprobs, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(got_lp.logprob, want_lp.logprob, atol=1e-5, rtol=0)

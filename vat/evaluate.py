@@ -39,6 +39,7 @@ from vat.models.loading import load_model
 from vat.probes import distributed as D
 from vat.probes import scoring
 from vat.probes.base import ProbeResult, PromptContext, fingerprint, validity
+from vat.probes.scoring import SCORING_VERSION
 from vat.run import build_items, setup
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,9 @@ def score_cached(probe, model, tokenizer, items: ItemSet, ctx: PromptContext | N
     if not use_cache:
         return probe.score(model, tokenizer, items, ctx)
     key = fingerprint(
-        model_key, items_fingerprint(items), probe.config(), ctx.fingerprint() if ctx else None
-    )
+        model_key, items_fingerprint(items), probe.config(), ctx.fingerprint() if ctx else None,
+        SCORING_VERSION,
+    )  # fmt: skip
     target = cache_dir() / "states" / f"{probe.name}-{key}"
     if D.rank_world()[1] > 1:
         # No file lock across the collective scoring: a rank holding it while the others wait
@@ -181,7 +183,11 @@ def measure(cfg: DictConfig, items: ItemSet, probe, intervention, out: Path,
 def journal_path(model_id, probe) -> Path:
     """Where the item scores of one model under one probe setting are journaled while they are
     computed (`vat.probes.scoring.journal`): a killed evaluation re-run reuses them."""
-    return cache_dir() / "journal" / f"{probe.name}-{fingerprint(model_id, probe.config())}.jsonl"
+    return (
+        cache_dir()
+        / "journal"
+        / f"{probe.name}-{fingerprint(model_id, probe.config(), SCORING_VERSION)}.jsonl"
+    )
 
 
 def post_model_id(path: str) -> dict:

@@ -70,6 +70,13 @@ class Scores:
         return self.logprob / np.maximum(self.n_tokens, 1)
 
 
+# The scorer's arithmetic: bump it when a change moves scores, even by float noise (another batch
+# layout, another reduction order). It is part of the cache keys of scored states and journals, so
+# a cached pre state is never compared with a post state scored by other arithmetic (a LoRA
+# adapter at init must give a gain of exactly 0).
+SCORING_VERSION = 2
+
+
 @dataclass
 class _Prefix:
     """A cached shared prefix: row `row` of `cache` (a batched prefix forward, left-padded),
@@ -111,6 +118,9 @@ def single_token_ids(tokenizer, labels: Sequence[str]) -> list[int]:
     return ids
 
 
+_Row = list[tuple[tuple[int, ...], list[int]]]  # segments: (context, member requests)
+
+
 class _Unit:
     """Batches (request indices) run after one shared cached prefix of `prefix` tokens.
 
@@ -119,22 +129,20 @@ class _Unit:
     """
 
     def __init__(self, prefix: int, batches: list[list[int]], fulls: list[list[int]],
-                 ctx_lens: list[int], packed: bool = False, hidden: int = 1024):  # fmt: skip
+                 layouts: list[tuple[list[_Row], int]] | None = None):  # fmt: skip
         self.prefix = prefix
         self.batches = batches
-        self.packed = packed
+        self.layouts = layouts  # per batch, packed: (rows, width) from `_layout`, planned once
+        self.packed = layouts is not None
         self.size = sum(map(len, batches))
         # token positions run: the prefix once, then each batch (padded rows, or packed rows)
         self.cost = prefix
-        for b in batches:
-            if packed:
-                rows, width = _layout(b, fulls, ctx_lens, prefix, hidden)
+        for j, b in enumerate(batches):
+            if self.packed:
+                rows, width = layouts[j]
                 self.cost += len(rows) * width
             else:
                 self.cost += len(b) * max(len(fulls[i]) - prefix for i in b)
-
-
-_Row = list[tuple[tuple[int, ...], list[int]]]  # segments: (context, member requests)
 
 
 def _layout(batch, fulls, ctx_lens, k: int, hidden: int = 1024) -> tuple[list[_Row], int]:
@@ -355,7 +363,15 @@ class Scorer:
         opt = None if option_ids is None else torch.tensor(list(option_ids), device=self.device)
 
         ctx_lens = [len(r.context) for r in requests]
-        units = self._units(self._plan(requests, fulls), fulls, ctx_lens)
+        # What a packed forward runs of each request: all of it, or, when no option token is read
+        # after it, all but the last continuation token (it predicts nothing that is read;
+        # lm-evaluation-harness drops it too). Batches are planned on these lengths.
+        runs = (
+            fulls
+            if opt is not None
+            else [_drop_last(f, c) for f, c in zip(fulls, ctx_lens, strict=True)]
+        )
+        units = self._units(self._plan(requests, fulls), runs, ctx_lens)
         rank, world = D.rank_world() if D.sharding() else (0, 1)
         if world > 1:
             owner = D.assign([u.cost for u in units], world)
@@ -409,15 +425,8 @@ class Scorer:
                 for u, prefix in zip(chunk, prefixes, strict=True):
                     if id(u) not in by_unit:
                         continue  # its scores came from the journal
-                    for idx in u.batches:
-                        lp, ol = self._run(
-                            [fulls[i] for i in idx],
-                            [len(requests[i].context) for i in idx],
-                            u.prefix,
-                            prefix,
-                            opt,
-                            u.packed,
-                        )
+                    for j, idx in enumerate(u.batches):
+                        lp, ol = self._run(u, j, prefix, fulls, runs, ctx_lens, opt)
                         out_lp[idx] = lp
                         if out_opt is not None:
                             out_opt[idx] = ol
@@ -487,22 +496,22 @@ class Scorer:
         units = []
         for k, members in plan:
             if k and self._can_pack():
-                batches = self._packed_batches(members, fulls, ctx_lens, k)
-                hidden = _hidden_size(self.model)
-                units.append(_Unit(k, batches, fulls, ctx_lens, packed=True, hidden=hidden))
+                batches, layouts = self._packed_batches(members, fulls, ctx_lens, k)
+                units.append(_Unit(k, batches, fulls, layouts))
             elif k:
-                units.append(_Unit(k, _balanced(members, self.batch_size), fulls, ctx_lens))
+                units.append(_Unit(k, _balanced(members, self.batch_size), fulls))
             else:
                 batches = _balanced(members, self.batch_size)
-                units.extend(_Unit(0, [b], fulls, ctx_lens) for b in batches)
+                units.extend(_Unit(0, [b], fulls) for b in batches)
         return units
 
-    def _packed_batches(self, members, fulls, ctx_lens, k) -> list[list[int]]:
+    def _packed_batches(self, members, fulls, ctx_lens, k):
         """A group's requests (ordered by context) cut into packed batches, as few as the memory
         of `batch_size` unpacked sequences allows: a batch's packed rows hold no more token
         positions, and their KV cache (prefix included) no more positions, than `batch_size`
         sequences as long as the group's longest would. A context's requests stay together unless
-        they alone exceed that; then they are cut into batches of `batch_size`."""
+        they alone exceed that; then they are cut into batches of `batch_size`. Returns the
+        batches and their layouts (each computed once: the run uses it as planned)."""
         budget = self.batch_size * max(len(fulls[i]) for i in members)
         families: list[list[int]] = []
         for i in members:
@@ -512,8 +521,14 @@ class Scorer:
             else:
                 families.append([i])
 
+        hidden = _hidden_size(self.model)
+        layouts: dict[tuple[int, ...], tuple[list[_Row], int]] = {}
+
         def fits(batch: list[int]) -> bool:
-            rows, width = _layout(batch, fulls, ctx_lens, k, _hidden_size(self.model))
+            key = tuple(batch)
+            if key not in layouts:
+                layouts[key] = _layout(batch, fulls, ctx_lens, k, hidden)
+            rows, width = layouts[key]
             return len(rows) * width <= budget and len(rows) * (k + width) <= budget
 
         def join(fams: list[list[int]]) -> list[int]:
@@ -523,6 +538,9 @@ class Scorer:
         batches: list[list[int]] = []
         j = 0
         while j < len(families):
+            if fits(join(families[j:])):  # the usual case: the rest of the group in one batch
+                batches.append(join(families[j:]))
+                break
             if not fits(families[j]):  # one context with more continuations than fit
                 batches.extend(_balanced(families[j], self.batch_size))
                 j += 1
@@ -536,7 +554,9 @@ class Scorer:
                     hi = mid - 1
             batches.append(join(families[j:lo]))
             j = lo
-        return batches
+        for b in batches:
+            fits(b)  # a context cut by `_balanced` has no layout yet
+        return batches, [layouts[tuple(b)] for b in batches]
 
     def _dummy_forward(self) -> None:
         """A one-token forward that only keeps a rank in step with the others."""
@@ -613,12 +633,6 @@ class Scorer:
         """Packed batches need a custom 4D attention mask: SDPA or eager attention."""
         return _attn_implementation(self.model) in ("sdpa", "eager")
 
-    def _run(self, seqs, ctx_lens, k, prefix, opt, packed=False):
-        """Forward one batch (after a cached `_Prefix` of k tokens, or None) and read scores."""
-        if packed and prefix is not None:
-            return self._run_packed(seqs, ctx_lens, k, prefix, opt)
-        return self._run_padded(seqs, ctx_lens, k, prefix, opt)
-
     def _run_padded(self, seqs, ctx_lens, k, prefix, opt):
         """The suffixes ``seq[k:]``, one row each, padded to the longest."""
         b = len(seqs)
@@ -653,7 +667,15 @@ class Scorer:
             last.append((r, col + len(s) - 1))
         return self._read(logits, seqs, ctx_lens, cont, last, opt)
 
-    def _run_packed(self, seqs, ctx_lens, k, prefix, opt):
+    def _run(self, u: _Unit, j: int, prefix, fulls, runs, ctx_lens, opt):
+        """Forward batch `j` of unit `u` (after its cached `_Prefix`, or None) and read scores."""
+        idx = u.batches[j]
+        if u.packed and prefix is not None:
+            return self._run_packed(fulls, runs, ctx_lens, idx, u.layouts[j], u.prefix, prefix, opt)
+        return self._run_padded([fulls[i] for i in idx], [ctx_lens[i] for i in idx], u.prefix,
+                                prefix, opt)  # fmt: skip
+
+    def _run_packed(self, fulls, runs, ctx_lens, idx, layout, k, prefix, opt):
         """The batch as packed segments on top of the cached prefix, with a tree attention mask.
 
         A segment is one distinct context's tokens after the prefix, run once, followed by the
@@ -666,12 +688,16 @@ class Scorer:
         token (shared by the requests of that context) and every continuation token but the last.
         The last continuation token is not run at all unless option tokens are read after it (it
         predicts nothing else; lm-evaluation-harness drops it too).
+
+        `idx`: the batch's request indices into `fulls` (whole sequences, what is read), `runs`
+        (what is run) and `ctx_lens`; `layout`: its planned `_layout` over `runs`.
         """
-        full = seqs  # read against the whole sequences
-        n_cont = [len(s) - c for s, c in zip(seqs, ctx_lens, strict=True)]
-        if opt is None:
-            seqs = [s[:-1] if t > 0 else s for s, t in zip(seqs, n_cont, strict=True)]
-        rows_of, width = _layout(range(len(seqs)), seqs, ctx_lens, k, _hidden_size(self.model))
+        local = {i: r for r, i in enumerate(idx)}  # the layout names requests by their index
+        full = [fulls[i] for i in idx]
+        seqs = [runs[i] for i in idx]
+        ctx_lens = [ctx_lens[i] for i in idx]
+        n_cont = [len(s) - c for s, c in zip(full, ctx_lens, strict=True)]
+        rows_of, width = layout
         n_rows = len(rows_of)
         ids = torch.full((n_rows, width), self.pad_token_id, dtype=torch.long)
         pos = torch.zeros((n_rows, width), dtype=torch.long)
@@ -693,7 +719,7 @@ class Scorer:
                 allow[row, m0 : m0 + m, kv + m0 : kv + m0 + m] = tril[:m, :m]
                 keep[row, m0 + m - 1] = True  # predicts every member's first continuation token
                 col += m
-                for r in reqs:
+                for r in (local[i] for i in reqs):
                     c, t = ctx_lens[r], len(seqs[r]) - ctx_lens[r]
                     ids[row, col : col + t] = torch.tensor(seqs[r][c:], dtype=torch.long)
                     pos[row, col : col + t] = torch.arange(c, c + t)
@@ -777,6 +803,11 @@ def _common_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
         if any(s[i] != t for s in seqs):
             return i
     return n
+
+
+def _drop_last(seq: list[int], ctx_len: int) -> list[int]:
+    """`seq` without its last continuation token (as it is when the continuation is empty)."""
+    return seq[:-1] if len(seq) > ctx_len else seq
 
 
 def _supports_logits_to_keep(model) -> bool:
