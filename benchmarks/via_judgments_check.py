@@ -6,8 +6,12 @@ and another's into a post state (score = -rating, so higher = endorses more; mic
 into their basic value) and compute the full VAT as if the second model were an intervention on
 the first. This exercises every metric on real, messy judgments (ties, missing answers).
 
+Without arguments it compares four model pairs and prints one table row each (target benevolence):
+gain, GND with its noise floor, nVAT raw / permutation-null mean / excess (debiased) with its
+interval and p-value, circumplex consistency with its Mantel p, and the unevenness test.
+
 Reads ../shared/data/vat_paper (research-only data, never copied into the project):
-    python benchmarks/via_judgments_check.py [pre_model] [post_model] [target]
+    python benchmarks/via_judgments_check.py [pre_model post_model [target]]
 """
 
 from __future__ import annotations
@@ -58,7 +62,15 @@ def states(model: str) -> tuple[list[tuple[str, str]], np.ndarray, int]:
     return scenes, S, bad
 
 
-def main(pre="gpt-3.5-turbo", post="openai-gpt-4o", target="benevolence") -> None:
+PAIRS = [
+    ("gpt-3.5-turbo", "openai-gpt-4o"),
+    ("gpt-4o-mini", "openai-gpt-4o"),
+    ("gemma-2-9b-it", "Llama-3.3-70B-Instruct"),
+    ("gpt-3.5-turbo", "anthropic-claude-sonnet-4-20250514"),
+]
+
+
+def compare(pre: str, post: str, target: str, verbose: bool) -> dict:
     sc_pre, M_pre, bad_pre = states(pre)
     sc_post, M_post, bad_post = states(post)
     common = sorted(set(sc_pre) & set(sc_post))
@@ -69,20 +81,42 @@ def main(pre="gpt-3.5-turbo", post="openai-gpt-4o", target="benevolence") -> Non
     print(
         f"{pre} -> {post}: {len(common)} shared scenes; unparsed responses {bad_pre} / {bad_post}"
     )
-    res = compute_vat(S_pre, S_post, target, n_bootstrap=1000, n_permutations=10000, seed=0)
-    print(summary_table(res))
-    print("\nmicro level (target = a micro-value of the target value):")
-    micro_target = V.micro_values_of(target)[0]
-    res_m = compute_vat(
-        M_pre[idx_pre],
-        M_post[idx_post],
-        micro_target,
-        V.MICRO_VALUES,
-        n_bootstrap=200,
-        n_permutations=1000,
-    )
-    print(f"  target {micro_target}: gain {res_m.gain:.3f}, GND {res_m.gnd_l1:.3f}, "
-          f"nvat_offdiag {res_m.nvat_offdiag:.3f}, hubs {', '.join(res_m.hubs)}")  # fmt: skip
+    res = compute_vat(S_pre, S_post, target, n_bootstrap=1000, n_permutations=1000, seed=0)
+    if verbose:
+        print(summary_table(res))
+        print("\nmicro level (target = a micro-value of the target value):")
+        micro_target = V.micro_values_of(target)[0]
+        res_m = compute_vat(
+            M_pre[idx_pre], M_post[idx_post], micro_target, V.MICRO_VALUES,
+            n_bootstrap=200, n_permutations=200,
+        )  # fmt: skip
+        print(f"  target {micro_target}: gain {res_m.gain:.3f}, GND {res_m.gnd_l1:.3f}, "
+              f"nVAT raw {res_m.nvat_offdiag:.3f} / null {res_m.nvat_offdiag_null:.3f} / "
+              f"excess {res_m.nvat_offdiag_excess:.3f} (p {res_m.p_nvat:.3g}), "
+              f"{res_m.n_pairs_nvat} of {56 * 55 // 2} pairs with >= {res_m.min_overlap} shared "
+              "scenes")  # fmt: skip
+    lo, hi = res.intervals["nvat_offdiag"]
+    return {
+        "pair": f"{pre} -> {post}",
+        "scenes": len(common),
+        "gain": f"{res.gain:.3f} (p {res.p_gain:.3g})",
+        "GND (floor)": f"{res.gnd_l1:.3f} ({res.gnd_l1_null:.3f})",
+        "nVAT raw": f"{res.nvat_offdiag:.3f}",
+        "nVAT null": f"{res.nvat_offdiag_null:.3f}",
+        "nVAT excess [CI]": f"{res.nvat_offdiag_excess:.3f} [{lo:.3f}, {hi:.3f}]",
+        "p nVAT": f"{res.p_nvat:.3g}",
+        "circumplex (Mantel p)": f"{res.circumplex_consistency:.2f} ({res.p_circumplex:.3g})",
+        "uneven p": f"{res.p_uneven:.3g}",
+    }
+
+
+def main(pre: str | None = None, post: str | None = None, target: str = "benevolence") -> None:
+    pairs = [(pre, post)] if pre and post else PAIRS
+    rows = [compare(a, b, target, verbose=len(pairs) == 1) for a, b in pairs]
+    cols = list(rows[0])
+    print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join(str(r[c]) for c in cols) + " |")
 
 
 if __name__ == "__main__":

@@ -36,9 +36,16 @@ def test_prompting_strength_axis_writes_everything(compose_cfg):
     data = json.loads((out / "vat.json").read_text())  # strict JSON: NaN written as null
     assert data == json.loads(json.dumps(payload))
     assert [r["strength"] for r in data["results"]] == [2, 4]
-    res = VATResult.from_dict({k: v for k, v in data["results"][1].items() if k != "strength"})
+    stored = {k: v for k, v in data["results"][1].items() if k != "strength"}
+    res = VATResult.from_dict(stored)
+    assert res.to_dict() == stored  # vat.json round-trips (null -> NaN, "inf" -> inf, and back)
     assert res.target == "benevolence" and res.n_scenes == 14 and len(res.tau) == 9
+    assert res.test_method == "bootstrap-t" and res.n_permutations == 500
+    assert res.eps_units in ("pre_sd", "score") and res.min_overlap == 8
     assert set(data["stability"]) >= {"monotonicity", "sign_flips", "volatility"}
+    # the stability profile tracks the headline numbers: bias-corrected GND, debiased nVAT
+    assert data["stability"]["nvats"][-1] == stored["nvat_offdiag_excess"]
+    assert data["stability"]["gnds"][-1] == stored["gnd_l1_bc"]
     assert len(data["validity"]) == 10
     arrays = np.load(out / "states.npz")
     assert arrays["pre"].shape == arrays["post_k4"].shape == (14, 10)
@@ -47,6 +54,7 @@ def test_prompting_strength_axis_writes_everything(compose_cfg):
     assert res.gain == pytest.approx(float((arrays["post_k4"] - arrays["pre"])[:, t].mean()))
     report = (out / "report.md").read_text()
     assert "Probe validity" in report and f"{res.gain:.3f}" in report
+    assert "bootstrap-t" in report and "sign-flip" not in report
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
@@ -192,7 +193,9 @@ def test_sweep_records_failures_skips_done_cells_resumes_and_reports(tmp_path):
     table = pd.read_parquet(out / "sweep_table.parquet")
     assert len(table) == 4 and set(table["method"]) == {"sft", "dpo"}
     assert set(table["value"]) == {"benevolence", "security"} and set(table["point"]) == {"step 2"}
-    assert table[["gain", "gain_lo", "gain_hi", "nvat_offdiag"]].notna().all().all()
+    assert table[["gain", "gain_lo", "gain_hi", "nvat_offdiag", "nvat_excess", "nvat_offdiag_null",
+                  "p_gain", "p_gain_bh", "p_nvat", "p_nvat_bh"]].notna().all().all()  # fmt: skip
+    assert (table["p_gain_bh"] >= table["p_gain"] - 1e-12).all()
     assert (table["gain_lo"] <= table["gain"]).all() and (table["gain"] <= table["gain_hi"]).all()
     tau = pd.read_csv(out / "tax_matrix.csv")
     assert len(tau) == 4 * 9  # every non-target value of every cell
@@ -272,6 +275,23 @@ def test_report_reads_prompting_cells_and_lists_unfinished_ones(tmp_path):
     tau = pd.read_csv(tmp_path / "report" / "tax_matrix.csv")
     assert len(tau) == 18 and "power" not in set(tau[tau["target"] == "power"]["of_value"])
     assert (tmp_path / "report" / "tax_matrix_m_prompting_likelihood.png").is_file()
+
+    # null-corrected nVAT with its interval, each cell's own p, and BH across the sweep's cells
+    from vat.metrics import benjamini_hochberg
+
+    cols = ["nvat_excess", "nvat_lo", "nvat_hi", "nvat_offdiag", "nvat_offdiag_null", "p_nvat",
+            "p_gain", "gnd_l1_bc", "gnd_l1_null", "p_drift", "p_circumplex"]  # fmt: skip
+    assert table[cols].notna().all().all()
+    assert ((table["nvat_lo"] <= table["nvat_excess"])
+            & (table["nvat_excess"] <= table["nvat_hi"])).all()  # fmt: skip
+    for p in ("p_gain", "p_nvat", "p_drift", "p_circumplex"):
+        assert np.allclose(table[f"{p}_bh"], benjamini_hochberg(table[p]))
+    assert "Benjamini-Hochberg adjusted across the 2 cells of this sweep" in md
+    assert "Holm-corrected within that comparison" in md
+    assert "nVAT debiased [CI]" in md and "gain p (BH)" in md
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "Benjamini-Hochberg" in html and "nVAT debiased [CI]" in html
+    assert len(pd.read_parquet(tmp_path / "report" / "sweep_table.parquet")) == 2
 
 
 def test_report_of_a_missing_dir_names_it(tmp_path):

@@ -34,6 +34,8 @@ def test_train_method_end_to_end(compose_cfg, method):
     ]
     assert rows[0]["gain"] == 0 and rows[0]["gain_too_small"] is True
     assert rows[-1]["gain"] != 0 and set(rows[-1]["shift"]) >= {"benevolence", "power"}
+    assert set(rows[-1]) >= {"nvat_offdiag_excess", "nvat_offdiag_null", "p_nvat", "p_gain",
+                             "gnd_l1_null", "p_drift", "p_uneven", "p_circumplex"}  # fmt: skip
     # the trained adapter moved: its B matrices are no longer zero
     from safetensors.torch import load_file
 
@@ -44,7 +46,10 @@ def test_train_method_end_to_end(compose_cfg, method):
         p.name for p in (out / "checkpoints").iterdir()
     }
     assert (out / "report.md").is_file() and (out / "report_likelihood" / "curve.png").is_file()
-    assert summary["final"]["likelihood"]["step"] == 4
+    final = summary["final"]["likelihood"]
+    assert final["step"] == 4 and {"nvat_offdiag_excess", "p_nvat", "p_gain"} <= set(final)
+    assert final["nvat_offdiag_excess"] == pytest.approx(rows[-1]["nvat_offdiag_excess"])
+    json.loads((out / "summary.json").read_text())  # strict JSON
     if method == "dpo":
         gap = json.loads((out / "value_gap.json").read_text())
         assert gap["n_pairs"] == summary["data"]["n_train_pairs_target"]

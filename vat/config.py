@@ -66,13 +66,15 @@ class ValueConfig:
 class MetricsConfig:
     """Arguments of `vat.metrics.compute_vat` (see vat-spec section 4)."""
 
-    eps: float = 1e-3  # |gain| below this: tax ratios are NaN and flagged
+    eps: float = 0.01  # |gain| below eps (in eps_units): tax ratios are NaN and flagged
+    eps_units: str = "pre_sd"  # pre_sd (eps x the pre state's scene SD) | score (probe units)
     coupling_method: str = "spearman"  # spearman | kendall
+    min_overlap: int = 8  # fewest shared scenes for a correlation to enter R (else NaN)
     n_bootstrap: int = 1000
     bootstrap_scheme: str = "bootstrap"  # bootstrap | subsample (the paper's 80% subsamples)
     subsample_frac: float = 0.8
     ci: float = 0.95
-    n_permutations: int = 10000
+    n_permutations: int = 1000  # permutations of the coupling nulls and the Mantel test
     hub_k: int = 3
     seed: int = 0
 

@@ -216,8 +216,9 @@ def write_measurement(cfg, out: Path, probe, intervention, post_model, spec, hel
     stab = None
     if len(results) > 1:
         rs = [r["result"] for r in results]
+        # The headline numbers: bias-corrected GND, debiased nVAT (the report labels them so).
         stab = stability([r["strength"] for r in results], [r.gain for r in rs],
-                         [r.gnd_l1 for r in rs], [r.nvat_offdiag for r in rs])  # fmt: skip
+                         [r.gnd_l1_bc for r in rs], [r.nvat_offdiag_excess for r in rs])  # fmt: skip
     payload = {
         "target": target,
         "model": spec.name,

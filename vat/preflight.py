@@ -66,6 +66,7 @@ def _choices(cfg: DictConfig) -> dict[str, tuple[str, ...]]:
     return choices | {
         "metrics.coupling_method": ("spearman", "kendall"),
         "metrics.bootstrap_scheme": ("bootstrap", "subsample"),
+        "metrics.eps_units": ("pre_sd", "score"),
     }
 
 
@@ -86,6 +87,7 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "metrics.eps": (_num(0, None), "a number >= 0"),
     "metrics.n_bootstrap": (_num(0, None, integer=True), "an integer >= 0"),
     "metrics.n_permutations": (_num(0, None, integer=True), "an integer >= 0"),
+    "metrics.min_overlap": (_num(2, None, integer=True), "an integer >= 2 (shared scenes)"),
     "metrics.ci": (_num(0, 1, lo_open=True, hi_open=True), "a level in (0, 1), e.g. 0.95"),
     "metrics.subsample_frac": (_num(0, 1, lo_open=True), "a fraction in (0, 1]"),
     "model.lora.r": (_num(1, None, integer=True), "a rank >= 1"),

@@ -253,9 +253,12 @@ def _check_same_experiment(cfg: DictConfig, cell_dir: Path, status: dict) -> Non
 
 
 def _small(result: Any) -> Any:
-    """What the manifest keeps of a cell's return value: JSON-able, without bulky lists."""
+    """What the manifest keeps of a cell's return value: strict JSON (NaN as null, an infinite
+    interval end as "inf", `vat.metrics.to_jsonable`), anything else as its string."""
+    from vat.metrics import to_jsonable
+
     try:
-        return json.loads(json.dumps(result, default=str))
+        return json.loads(json.dumps(to_jsonable(result), default=str, allow_nan=False))
     except (TypeError, ValueError):
         return None
 

@@ -396,8 +396,12 @@ def final_report(out: Path, cb, summary: dict, cfg: DictConfig) -> dict:
         write_report(d, result=res, validity=valid, model=cfg.model.name,
                      probe=name, intervention=f"{cfg.method.name} (step {step})", figures=figs)  # fmt: skip
         final[name] = {"step": step, "gain": res.gain, "gain_ci": res.intervals["gain"],
-                       "gnd_l1": res.gnd_l1, "gnd_ci": res.intervals["gnd_l1"],
-                       "nvat_offdiag": res.nvat_offdiag, "gain_too_small": res.gain_too_small}  # fmt: skip
+                       "p_gain": res.p_gain, "gnd_l1": res.gnd_l1, "gnd_l1_bc": res.gnd_l1_bc,
+                       "gnd_ci": res.intervals["gnd_l1"], "p_drift": res.p_drift,
+                       "nvat_offdiag": res.nvat_offdiag,
+                       "nvat_offdiag_excess": res.nvat_offdiag_excess,
+                       "nvat_ci": res.intervals["nvat_offdiag"], "p_nvat": res.p_nvat,
+                       "gain_too_small": res.gain_too_small}  # fmt: skip
         near = list(valid.value[valid.near_chance])
         seen = (f"Probe validity: near chance for {len(near)} of 10 values ({', '.join(near)}); "
                 "their numbers measure noise." if near else "Probe validity: every value is seen.")  # fmt: skip

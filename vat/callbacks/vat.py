@@ -3,8 +3,10 @@
 At the start of training it takes the pre state (the base model, step 0) from the cache or scores
 it; then every `every_n_steps` optimizer steps (the checkpoint cadence) and at the end it scores the
 held-out items with each configured probe, computes the metrics against the pre state and logs,
-against the global step: gain, GND and its interval, nvat_offdiag, the shift per value and the
-hubs. Every row is also appended to ``vat_curve.jsonl`` in the run directory, so the curve exists
+against the global step: gain with its interval and bootstrap-t p, GND (raw, bias-corrected, its
+noise floor, interval and drift test), the unevenness test, nVAT (raw, its permutation null, the
+debiased headline with its interval and p), circumplex consistency with its Mantel p, the shift per
+value and the hubs. Every row is also appended to ``vat_curve.jsonl`` in the run directory, so the curve exists
 without W&B. A step is never logged twice: on resume the curve is cut back to the restored step
 and continues from there.
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -130,8 +133,8 @@ class VATCallback(L.Callback):
 
     def _log(self, trainer, row: dict, res: VATResult, name: str, step: int) -> None:
         flat = {f"vat/{name}/{k}": v for k, v in row.items()
-                if isinstance(v, int | float) and v is not None and k not in ("step", "epoch")}  # fmt: skip
-        flat.update({f"vat/{name}/shift/{v}": s for v, s in row["shift"].items() if s is not None})
+                if _loggable(v) and k not in ("step", "epoch")}  # fmt: skip
+        flat.update({f"vat/{name}/shift/{v}": s for v, s in row["shift"].items() if _loggable(s)})
         for logger in trainer.loggers:
             try:
                 logger.log_metrics(flat, step=step)
@@ -182,6 +185,11 @@ class VATCallback(L.Callback):
         self.done = D.broadcast(done)
 
 
+def _loggable(v: Any) -> bool:
+    """A scalar a metrics logger takes: a finite number (not None, not "inf", not a list)."""
+    return isinstance(v, int | float) and (isinstance(v, bool) or math.isfinite(v))
+
+
 def _records_nothing(logger) -> bool:
     """A W&B logger in ``mode=disabled`` drops everything: drawing its figures (about a second
     each on a CPU) would be time taken from training for nothing."""
@@ -204,21 +212,38 @@ def read_curve(path: Path) -> tuple[list[dict], int]:
 
 
 def curve_row(res: VATResult, probe: str, step: int, epoch: int, elapsed: float) -> dict:
-    """One row of the VAT curve (strict JSON: NaN becomes null)."""
+    """One row of the VAT curve (strict JSON: NaN becomes null, an infinite interval end "inf").
+
+    ``gnd_lo``/``gnd_hi`` bound the bias-corrected GND (``gnd_l1_bc``), ``nvat_lo``/``nvat_hi``
+    the debiased nVAT (``nvat_offdiag_excess``, the headline; ``nvat_offdiag`` is the raw value
+    and ``nvat_offdiag_null`` its noise floor).
+    """
     d = res.to_dict()
+    iv = d["intervals"]
     return {
         "step": int(step),
         "epoch": int(epoch),
         "probe": probe,
         "gain": d["gain"],
-        "gain_lo": d["intervals"]["gain"][0],
-        "gain_hi": d["intervals"]["gain"][1],
+        "gain_lo": iv["gain"][0],
+        "gain_hi": iv["gain"][1],
+        "p_gain": d["p_gain"],
         "gain_too_small": d["gain_too_small"],
         "gnd_l1": d["gnd_l1"],
-        "gnd_lo": d["intervals"]["gnd_l1"][0],
-        "gnd_hi": d["intervals"]["gnd_l1"][1],
+        "gnd_l1_bc": d["gnd_l1_bc"],
+        "gnd_l1_null": d["gnd_l1_null"],
+        "gnd_lo": iv["gnd_l1"][0],
+        "gnd_hi": iv["gnd_l1"][1],
+        "p_drift": d["p_drift"],
+        "p_uneven": d["p_uneven"],
         "nvat_offdiag": d["nvat_offdiag"],
+        "nvat_offdiag_null": d["nvat_offdiag_null"],
+        "nvat_offdiag_excess": d["nvat_offdiag_excess"],
+        "nvat_lo": iv["nvat_offdiag"][0],
+        "nvat_hi": iv["nvat_offdiag"][1],
+        "p_nvat": d["p_nvat"],
         "circumplex_consistency": d["circumplex_consistency"],
+        "p_circumplex": d["p_circumplex"],
         "hubs": d["hubs"],
         "shift": d["mean_shift"],
         "eval_seconds": round(float(elapsed), 3),

@@ -11,11 +11,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from vat.report.markdown import (
+    alpha_of,
     circumplex_sentence,
     fmt,
     fmt_interval,
     fmt_p,
+    fmt_ratio_interval,
     interpretation,
+    methods_paragraph,
     summary_table,
     write_report,
 )
@@ -32,13 +35,16 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "alpha_of",
     "circumplex_sentence",
     "fmt",
     "fmt_interval",
     "fmt_p",
+    "fmt_ratio_interval",
     "gain_tax_point",
     "interpretation",
     "make_figures",
+    "methods_paragraph",
     "plot_coupling",
     "plot_curve",
     "plot_gain_vs_tax",

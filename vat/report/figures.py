@@ -28,7 +28,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from vat.metrics import VATResult
-from vat.report.markdown import ALPHA, fmt, fmt_interval, label
+from vat.report.markdown import _eps_text, alpha_of, fmt, fmt_interval, fmt_p, label
 from vat.values import BASIC, BASIC_VALUES, N_SLOTS, UnknownValueError, basic_value_of, canonical
 
 __all__ = [
@@ -79,7 +79,7 @@ def _note(ax: Any, text: str) -> None:
 
 
 def _gain_note(result: VATResult) -> str:
-    return f"gain too small (|G| < eps = {result.eps:g}): tax ratios undefined"
+    return f"gain too small ({_eps_text(result)}):\ntax ratios undefined"
 
 
 def _basic_of(name: str) -> str | None:
@@ -202,11 +202,14 @@ def plot_coupling(result: VATResult, path: str | Path) -> Path:
     """Heatmap of the coupling matrix R (diverging colours fixed to [-1, 1]).
 
     The diagonal (always 1) is masked in white so it does not dominate the colour scale's reading;
-    undefined (NaN) couplings, from values without variance across scenes, are grey.
+    undefined (NaN) couplings, from values without variance across scenes, are grey. Entries whose
+    Holm-adjusted p (``R_p_holm``) is below ``1 - ci`` are printed in bold.
     """
     names = result.values
     n = len(names)
     R = np.array(result.R, dtype=float).reshape(n, n) if n else np.zeros((0, 0))
+    P = np.array(result.R_p_holm, dtype=float) if len(result.R_p_holm or ()) == n else None
+    alpha = alpha_of(result)
     off = R.copy()
     np.fill_diagonal(off, np.nan)
 
@@ -224,7 +227,9 @@ def plot_coupling(result: VATResult, path: str | Path) -> Path:
                 x = off[i, j]
                 txt = f"{x:.2f}" if np.isfinite(x) else "n/a"
                 color = "white" if np.isfinite(x) and abs(x) > 0.6 else "0.15"
-                ax.text(j, i, txt, ha="center", va="center", fontsize=7, color=color)
+                bold = P is not None and np.isfinite(P[i, j]) and P[i, j] < alpha
+                ax.text(j, i, txt, ha="center", va="center", fontsize=7, color=color,
+                        fontweight="bold" if bold else "normal")  # fmt: skip
     fs = 9 if n <= 12 else 6
     labels = [label(v) + (" *" if v == result.target else "") for v in names]
     ax.set_xticks(range(n), labels, rotation=50, ha="right", fontsize=fs)
@@ -233,8 +238,11 @@ def plot_coupling(result: VATResult, path: str | Path) -> Path:
     cbar.set_label(f"{result.coupling_method.capitalize()} correlation of per-scene shifts")
     nv_ci = fmt_interval(result.intervals.get("nvat_offdiag"))
     ax.set_title(
-        f"Coupling R, target {label(result.target)} (*)\n"
-        f"nVAT = {fmt(result.nvat_offdiag)} {nv_ci}; grey = undefined, diagonal omitted"
+        f"Coupling R, target {label(result.target)} (*); grey = undefined, diagonal omitted, "
+        f"bold = Holm p < {alpha:g}\n"
+        f"nVAT debiased {fmt(result.nvat_offdiag_excess)} {nv_ci} (raw "
+        f"{fmt(result.nvat_offdiag)}, noise floor {fmt(result.nvat_offdiag_null)}, "
+        f"p = {fmt_p(result.p_nvat)})"
     )
     if n and not np.isfinite(off[~np.eye(n, dtype=bool)]).any():
         _note(ax, "every coupling is undefined\n(no variation across scenes)")
@@ -248,17 +256,19 @@ def plot_coupling(result: VATResult, path: str | Path) -> Path:
 def plot_tau(result: VATResult, path: str | Path) -> Path:
     """Horizontal bars of the per-value tax tau_v with their intervals, in circumplex order.
 
-    Bars with a Holm-corrected sign-flip p < 0.05 are drawn in full colour with a black edge
-    (blue: moved up, red: moved down); the others are pale. Intervals are the result's
-    ``tau.<value>`` bootstrap intervals.
+    Bars whose Holm-corrected bootstrap-t p is below ``1 - ci`` are drawn in full colour with a
+    black edge (blue: moved up, red: moved down); the others are pale. Intervals are the result's
+    ``tau.<value>`` Fieller intervals; an unbounded one (the gain's interval covers 0) is drawn as
+    a dotted line across the axis, marked "unbounded".
     """
+    alpha = alpha_of(result)
     names = [v for v in result.values if v != result.target]
     tau = _arr(result.tau.get(v) for v in names)
     iv = np.array(
         [_arr(result.intervals.get(f"tau.{v}", (math.nan, math.nan))) for v in names]
     ).reshape(len(names), 2)
     p = _arr(result.p_holm.get(v) for v in names)
-    sig = np.isfinite(p) & (p < ALPHA)
+    sig = np.isfinite(p) & (p < alpha)
     y = np.arange(len(names))
 
     fig, ax = plt.subplots(figsize=(7.5, max(3.0, 0.38 * len(names) + 1.6)))
@@ -283,6 +293,7 @@ def plot_tau(result: VATResult, path: str | Path) -> Path:
     ax.scatter(iv[ok].ravel(), np.repeat(y[ok], 2), marker="|", color="0.15", s=60, zorder=3)
     for yi in y[~fin]:
         ax.text(0, yi, " n/a", va="center", ha="left", fontsize=8, color="0.4")
+    unb = np.isinf(iv).any(axis=1) & ~np.isnan(iv).any(axis=1)
     ax.axvline(0, color="0.3", lw=0.8, zorder=1)
     ax.set_yticks(y, [label(v) for v in names], fontsize=9 if len(names) <= 12 else 6)
     ax.invert_yaxis()  # circumplex order top to bottom
@@ -290,15 +301,22 @@ def plot_tau(result: VATResult, path: str | Path) -> Path:
     extent = np.concatenate([tau[fin], iv[ok].ravel()])
     if extent.size == 0:
         ax.set_xlim(-1, 1)
+    if unb.any():  # a Fieller interval that is the whole line (or open on one side)
+        lo_x, hi_x = ax.get_xlim()
+        for yi, (a, b) in zip(y[unb], iv[unb], strict=True):
+            ax.hlines(yi, max(a, lo_x), min(b, hi_x), color="0.4", lw=1.0, ls=":", zorder=3)
+            ax.text(hi_x, yi, "unbounded ", va="center", ha="right", fontsize=7, color="0.35")
+        ax.set_xlim(lo_x, hi_x)
     ax.grid(axis="x", color="0.9", zorder=0)
     pct = f"{100 * result.ci:g}%" if math.isfinite(result.ci) else "CI"
+    unbounded_note = "; unbounded: gain's interval covers 0" if unb.any() else ""
     ax.set_title(
         f"Per-value tax, target {label(result.target)}, G = {fmt(result.gain)}\n"
-        f"bars: tau; lines: {pct} interval"
+        f"bars: tau; lines: {pct} Fieller interval{unbounded_note}"
     )
     ax.legend(
         handles=[
-            Patch(facecolor=_POS, edgecolor="k", label=f"Holm p < {ALPHA:g}"),
+            Patch(facecolor=_POS, edgecolor="k", label=f"Holm p < {alpha:g}"),
             Patch(facecolor=_POS_LIGHT, label="not significant"),
         ],
         loc="best",
@@ -329,13 +347,18 @@ def _point(p: Any) -> dict[str, float]:
 
 
 def gain_tax_point(result: VATResult, strength: float) -> dict[str, float]:
-    """One point for `plot_gain_vs_tax` from a result measured at an intervention strength."""
+    """One point for `plot_gain_vs_tax` from a result measured at an intervention strength.
+
+    GND is the bias-corrected one (its interval is centred there); the raw GND where the
+    bootstrap was skipped (then there is no interval either).
+    """
     g_lo, g_hi = result.intervals.get("gain", (math.nan, math.nan))
     d_lo, d_hi = result.intervals.get("gnd_l1", (math.nan, math.nan))
+    bc = result.gnd_l1_bc
     return {
         "strength": float(strength),
         "gain": result.gain,
-        "gnd": result.gnd_l1,
+        "gnd": bc if math.isfinite(bc) else result.gnd_l1,
         "gain_lo": g_lo,
         "gain_hi": g_hi,
         "gnd_lo": d_lo,
@@ -376,8 +399,13 @@ def plot_gain_vs_tax(
         for q in good:
             if math.isfinite(q["gain_lo"]) and math.isfinite(q["gain_hi"]):
                 ax.hlines(q["gnd"], q["gain_lo"], q["gain_hi"], color="0.3", lw=1, zorder=3)
-            if math.isfinite(q["gnd_lo"]) and math.isfinite(q["gnd_hi"]):
-                ax.vlines(q["gain"], q["gnd_lo"], q["gnd_hi"], color="0.3", lw=1, zorder=3)
+            if math.isfinite(q["gnd_lo"]) and not math.isnan(q["gnd_hi"]):
+                top = q["gnd_hi"]
+                if math.isinf(top):  # unbounded above (the gain's interval covers 0): an arrow
+                    top = max(ys) * 1.5 if max(ys) > 0 else 1.0
+                    ax.annotate("", (q["gain"], top), (q["gain"], q["gnd"]), zorder=3,
+                                arrowprops={"arrowstyle": "->", "color": "0.3", "ls": ":"})  # fmt: skip
+                ax.vlines(q["gain"], q["gnd_lo"], top, color="0.3", lw=1, zorder=3)
             ax.annotate(
                 _tag(q), (q["gain"], q["gnd"]), textcoords="offset points", xytext=(6, 6),
                 fontsize=8,
@@ -395,7 +423,7 @@ def plot_gain_vs_tax(
     ax.axvline(0, color="0.6", lw=0.8, ls="--", zorder=1)
     ax.axhline(0, color="0.8", lw=0.8, zorder=1)
     ax.set_xlabel("on-target gain G (score units)")
-    ax.set_ylabel("GND (L1): mean |shift of other values| / |G|")
+    ax.set_ylabel("GND (L1, bias-corrected): mean |shift of other values| / |G|")
     title = "Gain vs tax" + (f", target {label(target)}" if target else "")
     ax.set_title(title + "\n(higher = more drift of the other values per unit of gain)")
     if not good and not undef:
@@ -436,28 +464,61 @@ def make_figures(
     return figs
 
 
-def plot_curve(rows: Iterable[Mapping[str, Any]], path: str | Path, *, probe: str = "") -> Path:
-    """The VAT curve over training: gain and GND (with intervals) against the global step.
+def _curve_series(rows: list[Mapping[str, Any]], key: str) -> np.ndarray:
+    """A curve column as floats: null -> NaN, the JSON strings "inf"/"-inf" -> +-inf."""
+    out = []
+    for r in rows:
+        x = r.get(key)
+        try:
+            out.append(math.nan if x is None else float(x))
+        except (TypeError, ValueError):
+            out.append(math.nan)
+    return np.array(out, dtype=float)
 
-    `rows` are `vat_curve.jsonl` rows of one probe (null = undefined, drawn as a gap).
+
+def plot_curve(rows: Iterable[Mapping[str, Any]], path: str | Path, *, probe: str = "") -> Path:
+    """The VAT curve over training against the global step: gain, GND and nVAT.
+
+    `rows` are `vat_curve.jsonl` rows of one probe (null = undefined, drawn as a gap). Gain with
+    its interval; GND bias-corrected with its interval, the raw GND and its noise floor; nVAT
+    debiased with its interval, the raw nVAT and its noise floor (rows written before the
+    calibrated statistics have only the raw numbers, which are then drawn alone). An interval end
+    at infinity is clipped to the panel.
     """
     rows = sorted(rows, key=lambda r: r["step"])
-    get = lambda k: _arr(r.get(k) for r in rows)  # noqa: E731
+    get = lambda k: _curve_series(rows, k)  # noqa: E731
     steps = get("step")
-    fig, axes = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
-    for ax, key, title in ((axes[0], "gain", "on-target gain G"), (axes[1], "gnd", "GND (L1)")):
-        y = get("gain" if key == "gain" else "gnd_l1")
-        lo, hi = get(f"{key}_lo"), get(f"{key}_hi")
-        ax.plot(steps, y, marker="o", color=_POS if key == "gain" else _NEG)
-        ok = np.isfinite(lo) & np.isfinite(hi)
+    fig, axes = plt.subplots(3, 1, figsize=(7, 8.5), sharex=True)
+    panels = (
+        (axes[0], "gain", "gain", None, None, "gain_lo", "gain_hi", "on-target gain G", _POS),
+        (axes[1], "gnd_l1_bc", "gnd_l1", "gnd_l1", "gnd_l1_null", "gnd_lo", "gnd_hi",
+         "GND (L1)", _NEG),
+        (axes[2], "nvat_offdiag_excess", "nvat_offdiag", "nvat_offdiag", "nvat_offdiag_null",
+         "nvat_lo", "nvat_hi", "nVAT (off-diagonal)", "tab:purple"),
+    )  # fmt: skip
+    for ax, key, fallback, raw_key, null_key, lo_k, hi_k, title, colour in panels:
+        y = get(key)
+        debiased = key != fallback and np.isfinite(y).any()
+        if not debiased:
+            y = get(fallback)
+        ax.plot(steps, y, marker="o", color=colour,
+                label=("bias-corrected" if key == "gnd_l1_bc" else "debiased") if debiased
+                else None)  # fmt: skip
+        lo, hi = get(lo_k), get(hi_k)
+        ok = ~np.isnan(lo) & ~np.isnan(hi)
         if ok.any():
-            ax.fill_between(
-                steps[ok], lo[ok], hi[ok], alpha=0.2, color=_POS if key == "gain" else _NEG
-            )
+            finite = np.concatenate([y[np.isfinite(y)], lo[np.isfinite(lo)], hi[np.isfinite(hi)]])
+            cap = float(np.max(np.abs(finite))) * 1.5 if finite.size else 1.0
+            ax.fill_between(steps[ok], np.clip(lo[ok], -cap, cap), np.clip(hi[ok], -cap, cap),
+                            alpha=0.2, color=colour)  # fmt: skip
+        if debiased and raw_key:
+            ax.plot(steps, get(raw_key), color="0.45", lw=1, marker=".", label="raw")
+            ax.plot(steps, get(null_key), color="0.45", lw=1, ls=":", label="noise floor")
+            ax.legend(fontsize=7, loc="best")
         ax.axhline(0, color="0.5", lw=0.8, ls="--")
         ax.set_ylabel(title)
         if not np.isfinite(y).any():
-            _note(ax, "undefined at every step (gain too small)")
-    axes[1].set_xlabel("global step")
+            _note(ax, "undefined at every step" + (" (gain too small)" if key != "gain" else ""))
+    axes[2].set_xlabel("global step")
     axes[0].set_title(f"VAT curve{f' ({probe} probe)' if probe else ''}")
     return _save(fig, path)

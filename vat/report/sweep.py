@@ -4,8 +4,13 @@
 each cell's own outputs and writes ``<sweep dir>/report/``:
 
 - ``sweep_table.csv`` / ``.parquet``: one row per (model, target value, method, probe) at the cell's
-  last point (last checkpoint, or strongest prompt): gain, GND, nvat_offdiag with their intervals,
-  hubs, circumplex consistency;
+  last point (last checkpoint, or strongest prompt): gain with its interval and bootstrap-t p; GND
+  bias-corrected with its interval, raw and noise floor, and the drift test; nVAT debiased
+  (``nvat_excess``, the headline) with its interval, raw (``nvat_offdiag``) and its noise floor,
+  and the permutation p; hubs; circumplex consistency with its Mantel p; and ``p_gain_bh``,
+  ``p_nvat_bh``, ``p_drift_bh``, ``p_circumplex_bh``: Benjamini-Hochberg adjusted across the rows
+  of the table (the cells of the sweep; cell x probe when several probes ran). Holm corrections
+  stay within one comparison (the values of one result);
 - ``tax_matrix.csv`` and ``tax_matrix_<model>_<method>_<probe>.png``: rows = aligned value, columns =
   the shift of every value per unit gain (tau; the target's own column is blank);
 - ``trajectories.csv`` and ``trajectories_<probe>.png``: gain against GND over checkpoints (SFT,
@@ -30,17 +35,34 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from vat.report.markdown import fmt, fmt_interval, label
+from vat.report.markdown import fmt, fmt_interval, fmt_p, label
 from vat.sweep import STATUS, read_json, read_manifest
 from vat.values import BASIC_VALUES
 
 log = logging.getLogger(__name__)
 
 TABLE_COLUMNS = [
-    "model", "value", "method", "probe", "point", "gain", "gain_lo", "gain_hi", "gnd_l1", "gnd_lo",
-    "gnd_hi", "nvat_offdiag", "nvat_lo", "nvat_hi", "circumplex_consistency", "hubs",
-    "gain_too_small", "n_scenes", "cell",
+    "model", "value", "method", "probe", "point", "gain", "gain_lo", "gain_hi", "p_gain",
+    "p_gain_bh", "gnd_l1", "gnd_l1_bc", "gnd_l1_null", "gnd_lo", "gnd_hi", "p_drift", "p_drift_bh",
+    "nvat_excess", "nvat_lo", "nvat_hi", "nvat_offdiag", "nvat_offdiag_null", "p_nvat", "p_nvat_bh",
+    "circumplex_consistency", "p_circumplex", "p_circumplex_bh", "hubs", "gain_too_small", "n_scenes", "ci", "cell",
 ]  # fmt: skip
+#: p-value columns adjusted by Benjamini-Hochberg across the table's rows -> their adjusted column.
+BH_COLUMNS = {"p_gain": "p_gain_bh", "p_nvat": "p_nvat_bh", "p_drift": "p_drift_bh",
+              "p_circumplex": "p_circumplex_bh"}  # fmt: skip
+#: Columns of a trajectory point (curve rows and per-strength results share these names).
+TRAJ_KEYS = ("gain", "gain_lo", "gain_hi", "gnd_l1", "gnd_l1_bc", "gnd_lo", "gnd_hi",
+             "nvat_offdiag", "nvat_excess", "nvat_lo", "nvat_hi")  # fmt: skip
+
+
+def _num(x: Any) -> float | None:
+    """A float for the table: None stays None (missing), "inf"/"-inf" become +-inf."""
+    if x is None:
+        return None
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None
 
 
 # ---------------------------------------------------------------------------- reading cells
@@ -79,22 +101,39 @@ def _meta(cell_dir: Path, overrides: list[str]) -> dict[str, str]:
 
 
 def _point_row(res: dict) -> dict[str, Any]:
+    """The table's numbers from a `VATResult.to_dict` (a vat.json result) or a curve row.
+
+    A result written before the calibrated statistics lacks the nulls and the debiased numbers:
+    they come back missing (None), never as a raw number under a debiased name.
+    """
     iv = res.get("intervals") or {}
-    lo_hi = lambda k: iv.get(k) or [None, None]  # noqa: E731
+    lo_hi = lambda k, lo, hi: iv.get(k) or [res.get(lo), res.get(hi)]  # noqa: E731
+    g, d, nv = (lo_hi("gain", "gain_lo", "gain_hi"), lo_hi("gnd_l1", "gnd_lo", "gnd_hi"),
+                lo_hi("nvat_offdiag", "nvat_lo", "nvat_hi"))  # fmt: skip
+    n = lambda k: _num(res.get(k))  # noqa: E731
     return {
-        "gain": res.get("gain"),
-        "gain_lo": lo_hi("gain")[0],
-        "gain_hi": lo_hi("gain")[1],
-        "gnd_l1": res.get("gnd_l1"),
-        "gnd_lo": lo_hi("gnd_l1")[0],
-        "gnd_hi": lo_hi("gnd_l1")[1],
-        "nvat_offdiag": res.get("nvat_offdiag"),
-        "nvat_lo": lo_hi("nvat_offdiag")[0],
-        "nvat_hi": lo_hi("nvat_offdiag")[1],
-        "circumplex_consistency": res.get("circumplex_consistency"),
+        "gain": n("gain"),
+        "gain_lo": _num(g[0]),
+        "gain_hi": _num(g[1]),
+        "p_gain": n("p_gain"),
+        "gnd_l1": n("gnd_l1"),
+        "gnd_l1_bc": n("gnd_l1_bc"),
+        "gnd_l1_null": n("gnd_l1_null"),
+        "gnd_lo": _num(d[0]),
+        "gnd_hi": _num(d[1]),
+        "p_drift": n("p_drift"),
+        "nvat_excess": n("nvat_offdiag_excess"),
+        "nvat_lo": _num(nv[0]),
+        "nvat_hi": _num(nv[1]),
+        "nvat_offdiag": n("nvat_offdiag"),
+        "nvat_offdiag_null": n("nvat_offdiag_null"),
+        "p_nvat": n("p_nvat"),
+        "circumplex_consistency": n("circumplex_consistency"),
+        "p_circumplex": n("p_circumplex"),
         "hubs": ",".join(res.get("hubs") or []),
         "gain_too_small": bool(res.get("gain_too_small")),
         "n_scenes": res.get("n_scenes"),
+        "ci": n("ci"),
     }
 
 
@@ -110,11 +149,8 @@ def _cell_results(cell_dir: Path) -> list[dict]:
     for f in sorted(cell_dir.glob("report_*/vat.json")):  # sft / dpo: last checkpoint + curve
         res = json.loads(f.read_text(encoding="utf-8"))
         probe = res.get("probe", f.parent.name.removeprefix("report_"))
-        traj = [
-            {"axis": "step", "x": r["step"], **{k: r.get(k) for k in
-             ("gain", "gain_lo", "gain_hi", "gnd_l1", "gnd_lo", "gnd_hi", "nvat_offdiag")}}
-            for r in rows if r["probe"] == probe
-        ]  # fmt: skip
+        traj = [{"axis": "step", "x": r["step"], **{k: v for k, v in _point_row(r).items()
+                 if k in TRAJ_KEYS}} for r in rows if r["probe"] == probe]  # fmt: skip
         out.append({"probe": probe, "final": res, "point": f"step {res.get('step')}",
                     "trajectory": traj})  # fmt: skip
     vat_files = sorted(cell_dir.glob("*/vat.json")) + sorted(cell_dir.glob("vat.json"))
@@ -126,8 +162,7 @@ def _cell_results(cell_dir: Path) -> list[dict]:
         if not results:
             continue
         traj = [{"axis": "k", "x": r.get("strength"), **{k: v for k, v in _point_row(r).items()
-                 if k in ("gain", "gain_lo", "gain_hi", "gnd_l1", "gnd_lo", "gnd_hi",
-                          "nvat_offdiag")}} for r in results]  # fmt: skip
+                 if k in TRAJ_KEYS}} for r in results]  # fmt: skip
         last = results[-1]
         point = "checkpoint" if last.get("strength") is None else f"k={last['strength']}"
         out.append({"probe": payload.get("probe", f.parent.name), "final": last, "point": point,
@@ -157,13 +192,28 @@ def collect(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
                 taus.append({**key, "target": meta["value"], "of_value": v, "tau": t,
                              "shift": shift, "cell": name})  # fmt: skip
             trajs += [{**key, **p, "cell": name} for p in r["trajectory"]]
-    table_df = pd.DataFrame(table, columns=TABLE_COLUMNS)
+    table_df = add_bh(pd.DataFrame(table, columns=TABLE_COLUMNS))
     order = {v: i for i, v in enumerate(BASIC_VALUES)}
     table_df = table_df.sort_values(
         ["model", "method", "probe", "value"],
         key=lambda s: s.map(order) if s.name == "value" else s,
     ).reset_index(drop=True)
     return table_df, pd.DataFrame(taus), pd.DataFrame(trajs), pending
+
+
+def add_bh(table: pd.DataFrame) -> pd.DataFrame:
+    """The ``*_bh`` columns: Benjamini-Hochberg across the table's rows (`BH_COLUMNS`).
+
+    The family is the sweep's comparisons, one per row (cell, or cell x probe); a row whose p is
+    undefined stays undefined and does not count toward the family's size.
+    """
+    from vat.metrics import benjamini_hochberg
+
+    out = table.copy()
+    for p, bh in BH_COLUMNS.items():
+        vals = pd.to_numeric(out[p], errors="coerce").to_numpy(float)
+        out[bh] = benjamini_hochberg(vals) if len(vals) else vals
+    return out
 
 
 # ---------------------------------------------------------------------------- figures
@@ -197,6 +247,16 @@ def plot_tax_matrix(tau: pd.DataFrame, path: Path, title: str) -> Path:
     return _save(fig, path)
 
 
+def _gnd_series(g: pd.DataFrame) -> np.ndarray:
+    """Bias-corrected GND of a trajectory; the raw GND where a point has none (no bootstrap, or a
+    result written before the calibrated statistics)."""
+    raw = pd.to_numeric(g["gnd_l1"], errors="coerce").to_numpy(float)
+    if "gnd_l1_bc" not in g:
+        return raw
+    bc = pd.to_numeric(g["gnd_l1_bc"], errors="coerce").to_numpy(float)
+    return np.where(np.isfinite(bc), bc, raw)
+
+
 def plot_trajectories(traj: pd.DataFrame, path: Path, probe: str) -> Path:
     """Gain (x) against GND (y) over checkpoints or shots: a panel per method, a line per cell."""
     from matplotlib.ticker import MaxNLocator
@@ -210,7 +270,7 @@ def plot_trajectories(traj: pd.DataFrame, path: Path, probe: str) -> Path:
         for (model, value), g in sub.groupby(["model", "value"], sort=True):
             g = g.sort_values("x")
             x = pd.to_numeric(g["gain"], errors="coerce").to_numpy(float)
-            y = pd.to_numeric(g["gnd_l1"], errors="coerce").to_numpy(float)
+            y = _gnd_series(g)
             (line,) = ax.plot(x, y, marker="o", label=f"{label(value)} ({model})")
             if len(g):
                 ax.annotate(f"{g['axis'].iloc[-1]} {g['x'].iloc[-1]}", (x[-1], y[-1]),
@@ -220,7 +280,7 @@ def plot_trajectories(traj: pd.DataFrame, path: Path, probe: str) -> Path:
         ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
         ax.set_xlabel("on-target gain G (GND undefined where the gain is below eps)")
-        ax.set_ylabel("tax: GND (L1)")
+        ax.set_ylabel("tax: GND (L1), bias-corrected where bootstrapped")
         ax.set_title(f"{m} ({probe} probe)")
         ax.legend(fontsize=7)
     return _save(fig, path)
@@ -237,7 +297,10 @@ def _md_table(df: pd.DataFrame) -> list[str]:
 
 
 def _display_table(table: pd.DataFrame) -> pd.DataFrame:
-    iv = lambda r, k, lo, hi: f"{fmt(r[k])} {fmt_interval((r[lo], r[hi]))}"  # noqa: E731
+    def iv(r, k, lo, hi):
+        return f"{fmt(r[k])} {fmt_interval((r[lo], r[hi]))}"
+
+    rows = [r for _, r in table.iterrows()]
     return pd.DataFrame(
         {
             "model": table["model"],
@@ -245,14 +308,56 @@ def _display_table(table: pd.DataFrame) -> pd.DataFrame:
             "method": table["method"],
             "probe": table["probe"],
             "at": table["point"],
-            "gain [CI]": [iv(r, "gain", "gain_lo", "gain_hi") for _, r in table.iterrows()],
-            "GND [CI]": [iv(r, "gnd_l1", "gnd_lo", "gnd_hi") for _, r in table.iterrows()],
-            "nVAT off-diag [CI]": [
-                iv(r, "nvat_offdiag", "nvat_lo", "nvat_hi") for _, r in table.iterrows()
+            "gain [CI]": [iv(r, "gain", "gain_lo", "gain_hi") for r in rows],
+            "gain p (BH)": [f"{fmt_p(r['p_gain'])} ({fmt_p(r['p_gain_bh'])})" for r in rows],
+            "GND b.-c. [CI]": [iv(r, "gnd_l1_bc", "gnd_lo", "gnd_hi") for r in rows],
+            "GND raw / floor": [f"{fmt(r['gnd_l1'])} / {fmt(r['gnd_l1_null'])}" for r in rows],
+            "nVAT debiased [CI]": [iv(r, "nvat_excess", "nvat_lo", "nvat_hi") for r in rows],
+            "nVAT raw / floor": [
+                f"{fmt(r['nvat_offdiag'])} / {fmt(r['nvat_offdiag_null'])}" for r in rows
             ],
+            "nVAT p (BH)": [f"{fmt_p(r['p_nvat'])} ({fmt_p(r['p_nvat_bh'])})" for r in rows],
             "hubs": [", ".join(label(h) for h in s.split(",") if h) for s in table["hubs"]],
-            "circumplex": [fmt(x, 2) for x in table["circumplex_consistency"]],
+            "circumplex (Mantel p; BH)": [
+                f"{fmt(r['circumplex_consistency'], 2)} ({fmt_p(r['p_circumplex'])}; "
+                f"{fmt_p(r['p_circumplex_bh'])})"
+                for r in rows
+            ],
         }
+    )
+
+
+def _alpha(table: pd.DataFrame) -> float:
+    """1 - the cells' interval level when they share one, else 0.05."""
+    ci = pd.to_numeric(table["ci"], errors="coerce").dropna().unique()
+    return float(1 - ci[0]) if len(ci) == 1 and 0 < ci[0] < 1 else 0.05
+
+
+def _families_text(table: pd.DataFrame) -> str:
+    """What each correction covers, and how many rows pass BH at the cells' level."""
+    alpha = _alpha(table)
+    n_rows = len(table)
+    n_cells = table["cell"].nunique() if n_rows else 0
+    fam = (
+        f"the {n_rows} cells of this sweep"
+        if n_rows == n_cells
+        else f"the {n_rows} rows of this sweep's table ({n_cells} cells x their probes)"
+    )
+    counts = []
+    for bh, what in (("p_gain_bh", "a gain"), ("p_nvat_bh", "coupling above its noise floor")):
+        q = pd.to_numeric(table[bh], errors="coerce")
+        if q.notna().any():
+            counts.append(f"{int((q < alpha).sum())} of {int(q.notna().sum())} show {what}")
+    return (
+        "Each cell's p-values are its own tests: the gain's is a bootstrap-t test, nVAT's a "
+        "permutation test against the column-permutation null, circumplex consistency's a Mantel "
+        "test; the per-value p-values in each cell's report are Holm-corrected within that "
+        "comparison (across its non-target values). The BH values beside them, and the "
+        "`p_gain_bh`, `p_nvat_bh`, `p_drift_bh`, `p_circumplex_bh` columns of "
+        f"`sweep_table.csv`, are Benjamini-Hochberg adjusted across {fam}: they "
+        "control the false discovery rate over the sweep, so read a cell as significant only "
+        f"by its BH-adjusted p (< {alpha:g})"
+        + (f"; at that level {', '.join(counts)}." if counts else ".")
     )
 
 
@@ -296,21 +401,25 @@ def build_sweep_report(sweep_dir: str | Path, wandb_cfg: dict | None = None) -> 
     shown = _display_table(table) if not table.empty else pd.DataFrame()
     cons = _consistency_summary(table)
     unfinished = pd.DataFrame(pending, columns=["cell", "status", "error"]).fillna("")
+    families = _families_text(table) if not table.empty else ""
     lines = [
         f"# Sweep report: `{sweep_dir.name}`",
         "",
         f"{n_cells} finished cells, {len(pending)} not finished. Each row is a cell's last point "
-        "(last checkpoint, or the strongest prompt); intervals are the bootstrap CIs of the run's "
-        "metrics config. Tables as data: `sweep_table.csv` / `.parquet`, `tax_matrix.csv`, "
-        "`trajectories.csv`.",
+        "(last checkpoint, or the strongest prompt); intervals are those of the run's metrics "
+        "config (gain: bootstrap-t; GND: bias-corrected, beside its raw value and noise floor; "
+        "nVAT: debiased against its permutation null, beside the raw value and that null). "
+        "Tables as data: `sweep_table.csv` / `.parquet`, `tax_matrix.csv`, `trajectories.csv`.",
         "",
         "## Gain and tax per cell",
         "",
         *_md_table(shown),
+        *([families, ""] if families else []),
         "## Circumplex consistency",
         "",
-        "Correlation of each value's shift with its closeness to the target on Schwartz's circle "
-        "(+1: neighbours rise, opposites fall, as the theory predicts).",
+        "Spearman correlation, over value pairs, of their coupling with their closeness on "
+        "Schwartz's circle (+1: neighbours co-move, opposites trade off, as the theory "
+        "predicts); each cell's Mantel p (and its BH adjustment) is in the table above.",
         "",
         *_md_table(cons),
         "## Cells not finished",
@@ -321,13 +430,14 @@ def build_sweep_report(sweep_dir: str | Path, wandb_cfg: dict | None = None) -> 
         lines += [f"## {title}", "", f"![{title}]({p.name})", ""]
     md = out / "report.md"
     md.write_text("\n".join(lines), encoding="utf-8")
-    _write_html(out / "report.html", sweep_dir.name, n_cells, shown, cons, unfinished, figures)
+    _write_html(out / "report.html", sweep_dir.name, n_cells, shown, cons, unfinished, figures,
+                families)  # fmt: skip
     if wandb_cfg:
         log_to_wandb(wandb_cfg, table, figures)
     return md
 
 
-def _write_html(path, name, n_cells, shown, cons, unfinished, figures) -> None:
+def _write_html(path, name, n_cells, shown, cons, unfinished, figures, families="") -> None:
     def tab(df: pd.DataFrame) -> str:
         return "<p><em>none</em></p>" if df.empty else df.to_html(index=False, border=0)
 
@@ -335,6 +445,7 @@ def _write_html(path, name, n_cells, shown, cons, unfinished, figures) -> None:
         f"<h1>Sweep report: {html.escape(name)}</h1>",
         f"<p>{n_cells} finished cells, {len(unfinished)} not finished.</p>",
         "<h2>Gain and tax per cell</h2>", tab(shown),
+        f"<p>{html.escape(families)}</p>" if families else "",
         "<h2>Circumplex consistency</h2>", tab(cons),
         "<h2>Cells not finished</h2>", tab(unfinished),
     ]  # fmt: skip

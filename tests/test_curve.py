@@ -1,0 +1,135 @@
+"""VAT curve rows: what `curve_row` writes, what the loggers get, and what reads the rows back
+(the curve figure, the sweep table, resume)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vat.callbacks.vat import VATCallback, curve_row, read_curve
+from vat.metrics import VATResult, benjamini_hochberg, compute_vat
+from vat.values import BASIC_VALUES
+
+TARGET = "benevolence"
+NEW_KEYS = {
+    "nvat_offdiag_excess", "p_nvat", "nvat_offdiag_null", "nvat_lo", "nvat_hi", "p_gain",
+    "gnd_l1_bc", "gnd_l1_null", "p_drift", "p_uneven", "circumplex_consistency", "p_circumplex",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def weak() -> VATResult:
+    """A gain whose interval covers 0: GND's interval is open above ("inf" in JSON)."""
+    rng = np.random.default_rng(1)
+    pre = rng.normal(size=(14, len(BASIC_VALUES)))
+    post = pre + rng.normal(scale=0.3, size=pre.shape)
+    post[:, BASIC_VALUES.index(TARGET)] += 0.05
+    return compute_vat(pre, post, TARGET, n_bootstrap=100, n_permutations=100, seed=0)
+
+
+@pytest.fixture(scope="module")
+def flat() -> VATResult:
+    """Post = pre (the curve's step 0): every ratio and every correlation undefined."""
+    pre = np.random.default_rng(0).normal(size=(14, len(BASIC_VALUES)))
+    return compute_vat(pre, pre.copy(), TARGET, n_bootstrap=50, n_permutations=50, seed=0)
+
+
+def test_curve_row_is_strict_json_with_the_calibrated_statistics(weak, flat):
+    for res in (weak, flat):
+        row = curve_row(res, "likelihood", step=3, epoch=0, elapsed=1.23456)
+        assert set(row) >= NEW_KEYS
+        back = json.loads(json.dumps(row, allow_nan=False))  # no NaN, no inf literals
+        assert back == row
+    row = curve_row(weak, "likelihood", 3, 0, 0.0)
+    assert row["gnd_hi"] == "inf" and row["gnd_lo"] is not None  # open above, as a string
+    assert row["nvat_offdiag_excess"] == pytest.approx(weak.nvat_offdiag_excess)
+    assert (row["nvat_lo"], row["nvat_hi"]) == pytest.approx(weak.intervals["nvat_offdiag"])
+    assert row["p_nvat"] == pytest.approx(weak.p_nvat)
+    assert row["p_gain"] == pytest.approx(weak.p_gain)
+    step0 = curve_row(flat, "likelihood", 0, 0, 0.0)
+    assert step0["gain_too_small"] is True and step0["gnd_l1"] is None
+
+
+class _Recorder:
+    def __init__(self):
+        self.logged: list[dict] = []
+
+    def log_metrics(self, metrics, step=None):
+        self.logged.append(dict(metrics))
+
+
+def test_loggers_get_finite_numbers_only(weak, flat):
+    cb = VATCallback.__new__(VATCallback)
+    cb.log_images = False
+    rec = _Recorder()
+    trainer = SimpleNamespace(loggers=[rec])
+    for res in (weak, flat):
+        row = curve_row(res, "lik", 2, 0, 0.5)
+        cb._log(trainer, row, res, "lik", 2)
+    for logged in rec.logged:
+        assert logged, "nothing logged"
+        for k, v in logged.items():
+            assert isinstance(v, int | float) and math.isfinite(v), (k, v)
+    weak_keys = set(rec.logged[0])
+    assert "vat/lik/gnd_hi" not in weak_keys  # "inf": skipped, not sent as a string
+    assert {"vat/lik/nvat_offdiag_excess", "vat/lik/p_nvat", "vat/lik/p_gain"} <= weak_keys
+    assert "vat/lik/gnd_l1" not in rec.logged[1]  # undefined at step 0
+    assert not any(k.endswith(("/hubs", "/probe", "/step")) for k in weak_keys)
+
+
+def test_curve_figure_reads_new_and_old_rows(weak, flat, tmp_path: Path):
+    from vat.report import plot_curve
+
+    rows = [curve_row(flat, "lik", 0, 0, 0.0), curve_row(weak, "lik", 5, 0, 0.0)]
+    rows = [json.loads(json.dumps(r)) for r in rows]  # as read back from vat_curve.jsonl
+    p = plot_curve(rows, tmp_path / "curve.png", probe="lik")
+    assert p.read_bytes()[:4] == b"\x89PNG"
+    # a curve written before the calibrated statistics: raw numbers only
+    old_keys = ("step", "probe", "gain", "gain_lo", "gain_hi", "gnd_l1", "gnd_lo", "gnd_hi",
+                "nvat_offdiag", "gain_too_small")  # fmt: skip
+    old = [{k: r.get(k) for k in old_keys} for r in rows]
+    assert plot_curve(old, tmp_path / "old.png").stat().st_size > 2000
+
+
+def test_resume_keeps_rows_with_infinite_ends(weak, flat, tmp_path: Path):
+    """`_resume_curve` rewrites the kept rows; "inf" survives, later rows go."""
+    cb = VATCallback.__new__(VATCallback)
+    cb.curve_path = tmp_path / "vat_curve.jsonl"
+    rows = [curve_row(r, "lik", s, 0, 0.0) for s, r in ((0, flat), (2, weak), (4, weak))]
+    cb.curve_path.write_text("".join(json.dumps(r, allow_nan=False) + "\n" for r in rows))
+    cb._resume_curve(2)
+    kept, torn = read_curve(cb.curve_path)
+    assert torn == 0 and [r["step"] for r in kept] == [0, 2] and kept[1]["gnd_hi"] == "inf"
+    assert cb.done == {(0, "lik"), (2, "lik")}
+
+
+def test_sweep_rows_from_curve_rows_and_bh(weak, flat):
+    from vat.report.sweep import BH_COLUMNS, TABLE_COLUMNS, _point_row, add_bh
+
+    row = _point_row(json.loads(json.dumps(curve_row(weak, "lik", 2, 0, 0.0))))
+    assert row["gnd_hi"] == math.inf and row["nvat_excess"] == pytest.approx(
+        weak.nvat_offdiag_excess
+    )
+    full = _point_row(weak.to_dict())
+    assert full["gnd_hi"] == math.inf and full["p_nvat"] == pytest.approx(weak.p_nvat)
+    # a vat.json result from before the calibrated statistics: the new numbers are missing
+    old = _point_row({"gain": 0.1, "gnd_l1": 0.5, "nvat_offdiag": 0.3,
+                      "intervals": {"gain": [0.0, 0.2]}})  # fmt: skip
+    assert old["nvat_excess"] is None and old["p_gain"] is None and old["gain_lo"] == 0.0
+
+    table = pd.DataFrame([{**r, "cell": f"c{i}"} for i, r in enumerate((row, full, old))])
+    table = add_bh(table.reindex(columns=[c for c in TABLE_COLUMNS if not c.endswith("_bh")]))
+    for p, bh in BH_COLUMNS.items():
+        vals = pd.to_numeric(table[p], errors="coerce").to_numpy(float)
+        expect = benjamini_hochberg(vals)
+        got = table[bh].to_numpy(float)
+        assert np.array_equal(np.isnan(got), np.isnan(vals))  # undefined stays undefined
+        assert np.allclose(got[~np.isnan(got)], expect[~np.isnan(expect)])
+        assert (got[~np.isnan(got)] >= vals[~np.isnan(vals)] - 1e-12).all()
+    assert math.isnan(table.loc[2, "p_gain_bh"])
