@@ -119,3 +119,29 @@ def test_vat_json_keeps_infinite_limits():
     old = {k: v for k, v in d.items() if k not in ("p_uneven", "R_lo", "hub_top_freq")}
     o = M.VATResult.from_dict(old)
     assert math.isnan(o.p_uneven) and o.R_lo == () and o.hub_top_freq == {}
+
+
+def test_batched_pairwise_spearman_equals_the_grouped_one():
+    # the permutation null's vectorised pairwise-complete Spearman must agree with `coupling`'s
+    from vat.metrics.coupling import _coupling_all
+    from vat.metrics.nulls import _spearman_pairwise_batch
+
+    rng = np.random.default_rng(4)
+    X = rng.integers(0, 5, size=(4, 15, 6)).astype(float)  # ties included
+    X[rng.random(X.shape) < 0.3] = np.nan
+    X[1, :, 2] = 1.0  # a column without spread: NaN row and column
+    got = _spearman_pairwise_batch(X)
+    for k in range(len(X)):
+        np.testing.assert_allclose(got[k], _coupling_all(X[k], "spearman"), atol=1e-12)
+
+
+def test_unevenness_bootstrap_where_hotelling_cannot_run():
+    # 6 scenes, 9 non-target values: Hotelling needs more scenes than values, the bootstrap runs
+    rng = np.random.default_rng(5)
+    W, _ = resample_weights(6, 400, rng)
+    even = rng.normal(size=(6, 10)) + 0.5
+    uneven = even.copy()
+    uneven[:, :4] += 6.0
+    p_even = M.first_order_inference(even, 8, W, ci=0.95, eps=1e-3).p_uneven
+    p_uneven = M.first_order_inference(uneven, 8, W, ci=0.95, eps=1e-3).p_uneven
+    assert 0.05 < p_even <= 1.0 and p_uneven < 0.01

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -107,9 +106,30 @@ def _coupling_weighted_all(D: np.ndarray, W: np.ndarray, method: str) -> np.ndar
 
 
 def _nvat_offdiag_batch(R: np.ndarray) -> np.ndarray:
+    """`nvat_offdiag` of each matrix of a (..., V, V) stack."""
     V = R.shape[-1]
     off = R[..., ~np.eye(V, dtype=bool)]
     return np.sqrt(_nanmean(off**2, axis=-1))
+
+
+def _nvat_paper_batch(R: np.ndarray) -> np.ndarray:
+    """`nvat_paper` of each matrix of a (..., V, V) stack; NaN where no entry is finite."""
+    V = R.shape[-1]
+    fin = np.isfinite(R)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.sqrt((np.where(fin, R, 0.0) ** 2).sum(axis=(-2, -1)) / V)
+    return np.where(fin.any(axis=(-2, -1)), out, np.nan)
+
+
+def _hub_batch(R: np.ndarray) -> np.ndarray:
+    """Hub strengths ``sum_{u != v} |R[u, v]|`` per value, (..., V, V) -> (..., V); NaN for a
+    value whose off-diagonal entries are all NaN."""
+    V = R.shape[-1]
+    A = np.abs(R)
+    A[..., np.arange(V), np.arange(V)] = np.nan
+    fin = np.isfinite(A)
+    h = np.where(fin, A, 0.0).sum(axis=-2)
+    return np.where(fin.any(axis=-2), h, np.nan)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -197,10 +217,7 @@ def nvat_paper(R: Any) -> float:
     R = _as_square(R)
     if R.shape[0] == 0:
         return _NAN
-    fin = R[np.isfinite(R)]
-    if fin.size == 0:
-        return _NAN
-    return float(np.sqrt(np.sum(fin**2)) / math.sqrt(R.shape[0]))
+    return float(_nvat_paper_batch(R))
 
 
 @dataclass(frozen=True)
@@ -223,11 +240,7 @@ def hubs(R: Any, values: Sequence[str] | None = None, k: int = 3) -> Hubs:
     names = _resolve_names(values, V)
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
-    A = np.abs(R)
-    A[np.eye(V, dtype=bool)] = np.nan
-    finite = np.isfinite(A)
-    h = np.where(finite, A, 0.0).sum(axis=0)
-    h[~finite.any(axis=0)] = np.nan
+    h = _hub_batch(R)
     ranked = [i for i in np.argsort(-h, kind="stable") if np.isfinite(h[i])]
     return Hubs(
         strength={n: float(x) for n, x in zip(names, h, strict=True)},

@@ -6,9 +6,10 @@ scenes, 0.11 at 80), which is the size the paper reports. So each is reported wi
 
 - **Column-permutation null** (`coupling_null`): each column of D is shuffled across scenes
   independently (its observed scenes only, so its marginal and missingness stay), which destroys
-  any cross-value coupling. Per R entry, nVAT (both forms) and hub strength: the null mean, the
-  observed value in excess of it, and the permutation p-value ``(1 + #{null >= obs}) / (1 + B)``
-  (``|R|`` for R entries, two-sided). Debiased nVAT is ``sqrt(max(0, nvat^2 - E_null[nvat^2]))``:
+  any cross-value coupling. Per R entry the null mean; for nVAT (both forms) and hub strength the
+  null mean, the observed value in excess of it, and the permutation p-value
+  ``(1 + #{null >= obs}) / (1 + B)``. R entries take their p-values from the t approximation
+  instead (`correlation_p_values`: Holm over all pairs needs p below ``1 / (B + 1)``). Debiased nVAT is ``sqrt(max(0, nvat^2 - E_null[nvat^2]))``:
   ``nvat^2`` is a mean of squared correlations and noise adds ``E[r^2 | rho = 0]`` to each.
 - **Mantel test** for circumplex consistency (`mantel_circumplex`): value pairs are not
   independent observations, so the null permutes value labels (rows and columns of the expected
@@ -36,7 +37,13 @@ import numpy as np
 from scipy import stats
 
 from vat.metrics._common import _NAN, _angle_of, _cosine, _nanmean
-from vat.metrics.coupling import _coupling_all, _guard_overlap, _nvat_offdiag_batch
+from vat.metrics.coupling import (
+    _coupling_all,
+    _guard_overlap,
+    _hub_batch,
+    _nvat_offdiag_batch,
+    _nvat_paper_batch,
+)
 
 __all__ = ["CouplingNull", "coupling_null", "fisher_z_interval", "mantel_circumplex"]
 
@@ -44,32 +51,11 @@ __all__ = ["CouplingNull", "coupling_null", "fisher_z_interval", "mantel_circump
 _PERM_CHUNK_ELEMENTS = 2_000_000
 
 
-def _nvat_paper_batch(R: np.ndarray) -> np.ndarray:
-    """`nvat_paper` of each matrix of a (..., V, V) stack; NaN where no entry is finite."""
-    V = R.shape[-1]
-    fin = np.isfinite(R)
-    total = np.where(fin, R, 0.0) ** 2
-    with np.errstate(invalid="ignore"):
-        out = np.sqrt(total.sum(axis=(-2, -1)) / V)
-    return np.where(fin.any(axis=(-2, -1)), out, np.nan)
-
-
-def _hub_batch(R: np.ndarray) -> np.ndarray:
-    """Hub strengths ``sum_{u != v} |R[u, v]|`` per value, (..., V, V) -> (..., V)."""
-    V = R.shape[-1]
-    A = np.abs(R)
-    A[..., np.arange(V), np.arange(V)] = np.nan
-    fin = np.isfinite(A)
-    h = np.where(fin, A, 0.0).sum(axis=-2)
-    return np.where(fin.any(axis=-2), h, np.nan)
-
-
 @dataclass(frozen=True)
 class CouplingNull:
     """Null means and permutation p-values of the second-order quantities (see module doc)."""
 
     R_null_mean: np.ndarray  # (V, V)
-    R_p: np.ndarray  # (V, V) two-sided permutation p of R[u, v] = 0; NaN on the diagonal
     nvat_offdiag_null: float  # mean of the null nvat_offdiag
     nvat_offdiag_null_sq: float  # mean of its square (what `debias` subtracts)
     p_nvat_offdiag: float
@@ -144,7 +130,7 @@ def coupling_null(
     nanV = np.full(V, np.nan)
     if B == 0 or n < 2:
         return CouplingNull(
-            np.full((V, V), np.nan), np.full((V, V), np.nan), _NAN, _NAN, _NAN, _NAN, _NAN,
+            np.full((V, V), np.nan), _NAN, _NAN, _NAN, _NAN, _NAN,
             nanV, nanV, 0,
         )  # fmt: skip
     rng = np.random.default_rng(seed)
@@ -152,11 +138,9 @@ def coupling_null(
     complete = bool(finite.all())
     sum_R = np.zeros((V, V))
     cnt_R = np.zeros((V, V))
-    hit_R = np.zeros((V, V))
-    abs_obs = np.abs(R)
     nv_obs = float(_nvat_offdiag_batch(R))
     np_obs = float(_nvat_paper_batch(R))
-    h_obs = _hub_batch(R.copy())
+    h_obs = _hub_batch(R)
     nv, nvp, hb = [], [], []
     chunk = max(1, _PERM_CHUNK_ELEMENTS // max(1, n * V))
     tol = 1e-12  # equal statistics count as ">=" despite rounding
@@ -180,8 +164,6 @@ def coupling_null(
         fin = np.isfinite(Rb)
         sum_R += np.where(fin, Rb, 0.0).sum(axis=0)
         cnt_R += fin.sum(axis=0)
-        with np.errstate(invalid="ignore"):
-            hit_R += (np.abs(Rb) >= abs_obs - tol).sum(axis=0)
         nv.append(_nvat_offdiag_batch(Rb))
         nvp.append(_nvat_paper_batch(Rb))
         hb.append(_hub_batch(Rb))
@@ -190,9 +172,6 @@ def coupling_null(
     h_b = np.concatenate(hb)
     with np.errstate(invalid="ignore", divide="ignore"):
         R_null = sum_R / cnt_R
-        R_p = (1.0 + hit_R) / (1.0 + cnt_R)
-    R_p = np.where(np.isfinite(R), R_p, np.nan)
-    R_p[np.eye(V, dtype=bool)] = np.nan
 
     def p_greater(null: np.ndarray, obs: float) -> float:
         null = null[np.isfinite(null)]
@@ -207,7 +186,6 @@ def coupling_null(
     hub_p = np.array([p_greater(h_b[:, v], h_obs[v]) for v in range(V)])
     return CouplingNull(
         R_null_mean=R_null,
-        R_p=R_p,
         nvat_offdiag_null=mean_fin(nv_b),
         nvat_offdiag_null_sq=mean_fin(nv_b**2),
         p_nvat_offdiag=p_greater(nv_b, nv_obs),
@@ -294,7 +272,7 @@ def hub_rank_frequency(R_resampled: np.ndarray, k: int) -> np.ndarray:
     B, V = R_resampled.shape[0], R_resampled.shape[-1]
     if B == 0 or k <= 0:
         return np.full(V, np.nan)
-    h = _hub_batch(R_resampled.copy())
+    h = _hub_batch(R_resampled)
     h = np.where(np.isfinite(h), h, -np.inf)
     # Ties broken by value order, as `hubs` does (stable sort of -h).
     top = np.argsort(-h, axis=1, kind="stable")[:, : min(k, V)]

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from vat.metrics import StabilityProfile, VATResult
+from vat.metrics import StabilityProfile, VATResult, holm
 from vat.values import BASIC, MICRO, UnknownValueError, basic_value_of, canonical
 
 __all__ = [
@@ -193,7 +193,6 @@ def _significant(p: Any, alpha: float = ALPHA) -> bool:
 
 def _holm(p: Mapping[str, Any]) -> dict[str, float]:
     """Holm-adjusted p-values of a family given as ``{name: p}`` (NaN kept)."""
-    from vat.metrics import holm
 
     names = list(p)
     adj = holm([_num(p[k]) for k in names]) if names else []

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
+from vat.metrics import benjamini_hochberg
 from vat.report.markdown import fmt, fmt_interval, fmt_p, label
 from vat.sweep import STATUS, read_json, read_manifest
 from vat.values import BASIC_VALUES
@@ -207,8 +208,6 @@ def add_bh(table: pd.DataFrame) -> pd.DataFrame:
     The family is the sweep's comparisons, one per row (cell, or cell x probe); a row whose p is
     undefined stays undefined and does not count toward the family's size.
     """
-    from vat.metrics import benjamini_hochberg
-
     out = table.copy()
     for p, bh in BH_COLUMNS.items():
         vals = pd.to_numeric(out[p], errors="coerce").to_numpy(float)
