@@ -193,12 +193,12 @@ class FirstOrderInference:
     d_z_ci: np.ndarray  # (V, 2)
     gain_bounded: bool  # the gain's interval excludes 0 (ratios have finite intervals)
     p_drift: float  # no non-target value moved (smallest Holm-adjusted p)
-    gnd_null: float  # GND's noise floor (mean over the no-drift bootstrap)
+    gnd_null: float  # GND's noise floor: sqrt(2 / pi) mean_v se_v / |G|
     gnd_bc: float  # bias-corrected GND
     gnd_ci: tuple[float, float]
     gain_undefined_share: float  # resamples with |G*| < eps (ratios undefined there)
     gain_sign_flip_share: float  # resamples whose G* has the other sign than G
-    p_uneven: float  # bootstrap test: every non-target value moved by the same amount
+    p_uneven: float  # Hotelling (or bootstrap) test: all non-target values moved the same
     tau_spread: float  # sd over v != t of tau_v
     tau_spread_null: float  # its mean under equal shifts (noise alone)
 
