@@ -182,7 +182,8 @@ def check_config(cfg: DictConfig) -> None:
             )
 
     # Combinations
-    method = _get(cfg, "method.name")
+    trains = _get(cfg, "method.module") not in (None, _UNSET)
+    problems += _check_train_data(cfg)
     reference = _get(cfg, "method.module.reference")
     if reference == "adapter_disabled" and _get(cfg, "model.lora") in (None, _UNSET):
         problems.append(
@@ -191,7 +192,7 @@ def check_config(cfg: DictConfig) -> None:
             "model.lora.r=16) or method.module.reference=precomputed (or frozen_copy)"
         )
     probes = probe_nodes(cfg)
-    if method in ("sft", "dpo") and not probes:
+    if trains and not probes:
         problems.append(
             "probes is empty: training measures its VAT curve with at least one probe; add one, "
             "e.g. +probe@probes.likelihood=likelihood"
@@ -225,6 +226,25 @@ def check_config(cfg: DictConfig) -> None:
 
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def _check_train_data(cfg) -> list[str]:
+    """``method.train_data`` names a kind the method's module can train on (`vat.data.placebo`)."""
+    from vat.data import placebo
+
+    kind = _get(cfg, "method.train_data")
+    target = _get(cfg, "method.module._target_")
+    if kind in (None, _UNSET) or target in (None, _UNSET):
+        return []
+    try:
+        from vat.modules import is_preference
+
+        allowed = placebo.PREFERENCE_KINDS if is_preference(cfg.method) else placebo.SFT_KINDS
+    except Exception:  # an unknown module class is reported by the _target_ checks
+        return []
+    if kind not in allowed:
+        return [f"method.train_data={kind}: {target} trains on one of {list(allowed)}"]
+    return []
 
 
 # Environment variables whose values are credentials (W&B, Hugging Face, cloud keys, ...).

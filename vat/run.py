@@ -42,5 +42,10 @@ def build_items(cfg: DictConfig) -> ItemSet:
     """
     items: ItemSet = instantiate(cfg.data, _convert_="all")
     log.info("data %s:\n%s", cfg.data.source, items.describe())
+    flagged = items.register().flagged if items.pairs() else []
+    if flagged:
+        log.warning("data %s: express and suppress actions differ in register (%s); a probe "
+                    "margin can move for every value at once: compare with a placebo "
+                    "(method=dpo_placebo)", cfg.data.source, ", ".join(flagged))  # fmt: skip
     check_items_for_config(cfg, items)
     return items

@@ -39,6 +39,7 @@ from vat.launch import check_launch
 from vat.loggers import guard_all
 from vat.metrics import to_jsonable
 from vat.models import as_spec, load_model, load_tokenizer
+from vat.modules import is_preference, is_prompting
 from vat.modules.dpo import pair_logps
 from vat.preflight import check_items
 from vat.probes.base import fingerprint
@@ -50,23 +51,27 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig) -> dict:
     check_launch(cfg)  # a multi-device run started so that ranks would re-run a sweep: refuse now
     out = setup(cfg)
-    strategy = build_strategy(cfg) if cfg.method.name != "prompting" else None  # fails early
+    prompting = is_prompting(cfg.method)
+    strategy = build_strategy(cfg) if not prompting else None  # fails early
     items = build_items(cfg)
     target = V.normalize_value(cfg.value.name)
     data_check = check_items(items, target)
-    if cfg.method.name == "prompting":
+    if prompting:
         return train_prompting(cfg, items, out)
 
     spec = as_spec(cfg.model)
     tokenizer = load_tokenizer(spec)
-    is_dpo = cfg.method.name == "dpo"
+    is_dpo = is_preference(cfg.method)
     accumulate = accumulation_steps(
         cfg.batch.global_size, cfg.batch.micro_size, world_size(cfg.trainer)
     )
     dataset, collate, loader = training_data(cfg, items, target, tokenizer)
 
     module = instantiate(cfg.method.module)
-    summary: dict = {"data": data_check, "method": cfg.method.name, "target": target}
+    summary: dict = {"data": data_check, "method": cfg.method.name, "target": target,
+                     "train_data": train_data_kind(cfg.method), "register": items.register().to_dict()}  # fmt: skip
+    if getattr(dataset, "swapped", None) and any(dataset.swapped):
+        summary["placebo_swapped"] = int(sum(dataset.swapped))
     if is_dpo:
         ref = reference_logps(
             cfg, dataset, collate, average=module.average_logps, share_prompt=module.share_prompt
@@ -145,12 +150,21 @@ def _close_process_group() -> None:
         torch.distributed.destroy_process_group()
 
 
+def train_data_kind(method_cfg) -> str:
+    """``method.train_data``: the real data (``target``) or a placebo kind (`vat.data.placebo`)."""
+    return str(method_cfg.get("train_data") or "target")
+
+
 def training_data(cfg: DictConfig, items, target: str, tokenizer):
     """(dataset, collator, loader) that `train` fits on: the SFT or preference set of the target
-    value, tokenised with ``cfg.prompt``, in the resumable, epoch-shuffled loader."""
+    value (or its placebo, ``method.train_data``), tokenised with ``cfg.prompt``, in the resumable,
+    epoch-shuffled loader. A placebo's draw is seeded by the run's ``seed``."""
     prompt = TrainPrompt(**cfg.prompt)
-    is_dpo = cfg.method.name == "dpo"
-    dataset = (PreferenceDataset if is_dpo else SFTDataset)(items, target, tokenizer, prompt)
+    is_dpo = is_preference(cfg.method)
+    dataset = (PreferenceDataset if is_dpo else SFTDataset)(
+        items, target, tokenizer, prompt, train_data=train_data_kind(cfg.method),
+        placebo_seed=int(cfg.seed),
+    )  # fmt: skip
     collate = (PreferenceCollator if is_dpo else SFTCollator)(pad_token_id=tokenizer.pad_token_id)
     return dataset, collate, training_loader(cfg, dataset, collate)
 

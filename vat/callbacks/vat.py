@@ -8,7 +8,8 @@ noise floor, interval and drift test), the unevenness test, nVAT (raw, its permu
 debiased headline with its interval and p), circumplex consistency with its Mantel p, the shift per
 value and the hubs. Every row is also appended to ``vat_curve.jsonl`` in the run directory, so the curve exists
 without W&B. A step is never logged twice: on resume the curve is cut back to the restored step
-and continues from there.
+and continues from there. The item-level scores of every point are saved under ``states/``
+(`state_dir`), beside the pre state ``states_pre_<probe>/``.
 
 Distributed (DDP, DeepSpeed): every rank takes part in every evaluation, scoring its share of the
 held-out scenes (required under ZeRO-3, where each forward is collective), and gets all the scores;
@@ -113,6 +114,8 @@ class VATCallback(L.Callback):
             return
         res = metrics_for(self.pre[name], post, self.target, self.metrics)
         self.last[name] = (step, res)
+        if step > 0:  # the item scores behind the row: controls, repeats and regressions read them
+            post.save(state_dir(self.out_dir, step, name))
         row = curve_row(res, name, step, trainer.current_epoch, elapsed)
         self._append(row)
         self._log(trainer, row, res, name, step)
@@ -183,6 +186,14 @@ class VATCallback(L.Callback):
                     tmp.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
                     os.replace(tmp, self.curve_path)
         self.done = D.broadcast(done)
+
+
+def state_dir(out_dir: Path, step: int, probe: str) -> Path:
+    """Where the post state (item-level scores) of one curve point is saved: ``states/`` in the
+    run directory, one folder per (step, probe); step 0 is ``states_pre_<probe>``."""
+    if step == 0:
+        return Path(out_dir) / f"states_pre_{probe}"
+    return Path(out_dir) / "states" / f"step{step:07d}_{probe}"
 
 
 def _loggable(v: Any) -> bool:

@@ -6,6 +6,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from vat import values as V
+from vat.data.register import RegisterReport, register_report
 from vat.data.schema import DataError, Item, LoadReport
 
 
@@ -74,6 +75,11 @@ class ItemSet:
             groups[it.scene_id, it.micro_value][it.polarity].append(it)
         return [p for g in groups.values() for p in zip(g["express"], g["suppress"], strict=False)]
 
+    def register(self, **kwargs) -> RegisterReport:
+        """Do the express and suppress actions of the pairs differ in register (negation, length,
+        sentiment markers)? `vat.data.register.register_report` over `pairs`."""
+        return register_report(((e.action, s.action) for e, s in self.pairs()), **kwargs)
+
     # ------------------------------------------------------------------ facts
     def scenes(self) -> list[str]:
         return sorted({it.scene_id for it in self.items})
@@ -99,4 +105,6 @@ class ItemSet:
         ]
         if self.report is not None:
             lines.append(self.report.summary())
+        if self.pairs():
+            lines.append(self.register().summary())
         return "\n".join(lines)

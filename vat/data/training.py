@@ -41,6 +41,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vat import values as V
+from vat.data import placebo
 from vat.data.items import ItemSet
 from vat.data.schema import Item
 from vat.probes.prompts import render
@@ -229,23 +230,37 @@ def _warn_truncated(kind: str, n: int, total: int, max_length: int) -> None:
         )  # fmt: skip
 
 
+def _check_kind(kind: str, allowed: tuple[str, ...], what: str) -> None:
+    if kind not in allowed:
+        raise ValueError(f"method.train_data={kind!r} is not a {what} kind; expected one of "
+                         f"{list(allowed)} (vat.data.placebo)")  # fmt: skip
+
+
 class SFTDataset(Dataset):
     """The express actions of the target value in the train split, as SFT examples.
+
+    ``train_data="neutral"`` is the SFT placebo (`vat.data.placebo.neutral_items`): the same items
+    and prompts, each action replaced by a value-neutral one of the closest length.
 
     Each example is ``{"input_ids", "labels", "id", "index"}``: prompt + response ids, labels
     ``-100`` on the prompt and the response ids on the response, the item id and the position.
     Everything is tokenised up front, so a bad item (a response too long) fails at construction.
     """
 
-    def __init__(self, items: ItemSet, target: str, tokenizer, prompt: TrainPrompt | None = None):
+    def __init__(self, items: ItemSet, target: str, tokenizer, prompt: TrainPrompt | None = None,
+                 train_data: str = "target", placebo_seed: int = 0):  # fmt: skip
+        _check_kind(train_data, placebo.SFT_KINDS, "SFT")
         self.prompt = prompt or TrainPrompt()
         self.target = V.normalize_value(target)
+        self.train_data = train_data
         # `.train()` keeps split == "train" only: held-out items are never trained on.
         self.items: tuple[Item, ...] = items.train(self.target).where(polarity="express").items
         if not self.items:
             raise ValueError(
                 f"no train-split express items for value {self.target!r}; SFT has nothing to fit"
             )
+        if train_data == "neutral":
+            self.items = tuple(placebo.neutral_items(list(self.items), placebo_seed))
         self.examples: list[dict] = []
         n_cut = 0
         for i, it in enumerate(self.items):
@@ -276,17 +291,28 @@ class PreferenceDataset(Dataset):
     "rejected_input_ids", "rejected_labels", "id", "index", "chosen_id", "rejected_id"}``; ``id`` is
     ``"{scene_id}/{micro_value}"`` (with ``#k`` appended to the k-th repeat of a group, so ids stay
     unique) and ``index`` the position, which keys precomputed reference log-probs.
+
+    ``train_data`` selects a placebo (`vat.data.placebo`): ``"shuffled"`` swaps chosen and rejected
+    in a seeded half of the target's pairs, ``"mixed"`` takes as many pairs evenly from all values.
     """
 
-    def __init__(self, items: ItemSet, target: str, tokenizer, prompt: TrainPrompt | None = None):
+    def __init__(self, items: ItemSet, target: str, tokenizer, prompt: TrainPrompt | None = None,
+                 train_data: str = "target", placebo_seed: int = 0):  # fmt: skip
+        _check_kind(train_data, placebo.PREFERENCE_KINDS, "preference")
         self.prompt = prompt or TrainPrompt()
         self.target = V.normalize_value(target)
+        self.train_data = train_data
         self.pairs: list[tuple[Item, Item]] = items.train(self.target).pairs()
         if not self.pairs:
             raise ValueError(
                 f"no train-split (express, suppress) pairs for value {self.target!r}; "
                 "preference training has nothing to compare"
             )
+        self.swapped = [False] * len(self.pairs)
+        if train_data == "shuffled":
+            self.pairs, self.swapped = placebo.shuffled_pairs(self.pairs, placebo_seed)
+        elif train_data == "mixed":
+            self.pairs = placebo.mixed_pairs(items, len(self.pairs), placebo_seed)
         self.examples: list[dict] = []
         seen: dict[str, int] = {}
         n_cut = 0

@@ -24,14 +24,27 @@ class PromptContext:
     """A prompting intervention as the probes see it: a system prompt and few-shot examples.
 
     `examples` are (scenario, action, micro_value) triples, express actions of the target value from
-    the train split. None / empty means the plain base model.
+    the train split. None / empty means the plain base model. `polarities` (the placebo's mixed
+    shots) gives each example's polarity; None means all express (the judgment probe answers an
+    express shot with the top rating and a suppress shot with the bottom one).
     """
 
     system: str | None = None
     examples: list[tuple[str, str, str]] = field(default_factory=list)
+    polarities: list[str] | None = None
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        d = asdict(self)
+        if d["polarities"] is None:  # the key of a context without it is what it always was
+            del d["polarities"]
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def shot_polarities(self) -> list[str]:
+        return (
+            list(self.polarities)
+            if self.polarities is not None
+            else ["express"] * len(self.examples)
+        )
 
 
 @dataclass

@@ -82,8 +82,12 @@ class JudgmentProbe:
         return [f"{lead}{i}" for i in range(1, self.k + 1)]
 
     def requests(self, tokenizer, items: ItemSet, order: str, ctx: PromptContext | None = None):
-        top = str(self.k) if order == "forward" else "1"  # examples: express actions rated best
-        shots = [(self._question(s, a, m, order), top) for s, a, m in (ctx.examples if ctx else [])]
+        # examples: express actions rated best, suppress ones (the placebo's) rated worst
+        best, worst = (str(self.k), "1") if order == "forward" else ("1", str(self.k))
+        shots = [
+            (self._question(s, a, m, order), best if pol == "express" else worst)
+            for (s, a, m), pol in zip(ctx.examples, ctx.shot_polarities(), strict=True)
+        ] if ctx else []  # fmt: skip
         reqs = []
         for it in items:
             text = render(
