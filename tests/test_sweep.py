@@ -68,6 +68,16 @@ def test_every_experiment_preset_composes_with_its_grid(preset):
         assert cfg.trainer.max_steps == 3 * cfg.callbacks.vat.every_n_steps  # three checkpoints
     if preset == "smoke":
         assert cfg.model.name == "tiny" and len(cells) == 4
+    if preset == "controls":  # a real method and its placebo, 3 seeds each: 6 distinct cells
+        assert len({c["name"] for c in cells}) == 6
+        assert {c["name"] for c in cells} >= {"method=dpo,seed=0", "method=dpo_placebo,seed=2"}
+
+
+def test_a_seed_axis_makes_one_cell_per_seed():
+    cfg = compose_multirun(["model=tiny"], ["seed=0,1,2"])
+    assert [c["name"] for c in planned_cells(cfg)] == [
+        "model=tiny,seed=0", "model=tiny,seed=1", "model=tiny,seed=2",
+    ]  # fmt: skip
 
 
 def test_config_diff_ignores_paths_and_names_changed_keys():

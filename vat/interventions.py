@@ -70,10 +70,12 @@ class Prompting:
     )
     shots: Any = 4  # k, or a list of k: one post state per k (a strength axis)
     seed: int = 0
-    placebo: bool = (
-        False  # neutral prompt of the same length + shots of other values, mixed polarity
-    )
-    name = "prompting"
+    # the placebo: a neutral prompt of the same length, shots of other values with mixed polarity
+    placebo: bool = False
+
+    @property
+    def name(self) -> str:
+        return "prompting_placebo" if self.placebo else "prompting"
 
     def __post_init__(self):
         if isinstance(self.shots, int):

@@ -122,3 +122,16 @@ def test_prompt_context_fingerprint_unchanged_without_polarities(items):
     assert (
         ctx.fingerprint() == hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
     )
+
+
+@pytest.mark.parametrize(("order", "best", "worst"), [("forward", "5", "1"), ("reverse", "1", "5")])
+def test_judgment_answers_placebo_shots_with_top_and_bottom_ratings(items, tok, order, best, worst):
+    from vat.probes import JudgmentProbe
+
+    probe = JudgmentProbe(use_chat_template=False, plain_answer_prefix="\nAnswer: ")
+    ctx = Prompting(shots=[4], placebo=True).context(items, TARGET, 4)
+    held = items.heldout().where(value="security")
+    text = tok.decode(list(probe.requests(tok, held, order, ctx)[0].context))
+    answers = [line.removeprefix("Answer: ").strip() for line in text.splitlines()
+               if line.startswith("Answer:")]  # fmt: skip
+    assert answers[:4] == [best, worst, best, worst]  # express, suppress, express, suppress

@@ -123,9 +123,12 @@ def _gnd(theta: np.ndarray, t: int) -> np.ndarray:
         return off / np.abs(theta[..., t])
 
 
-def _gnd_estimate(theta_hat: np.ndarray, theta_b: np.ndarray, t: int, ci: float) -> dict:
+def _gnd_estimate(
+    theta_hat: np.ndarray, theta_b: np.ndarray, t: int, ci: float, gain: Estimate
+) -> dict:
     """Raw GND, its bias-corrected value (2 x raw - mean over resamples) and the percentile
-    interval re-centred on it (as `compute_vat` reports a single run's)."""
+    interval re-centred on it (as `compute_vat` reports a single run's). When the gain's interval
+    covers 0 the ratio is unbounded above: the upper end is +inf."""
     raw = float(_gnd(theta_hat[None], t)[0])
     g = _gnd(theta_b, t)
     g = g[np.isfinite(g)]
@@ -133,6 +136,8 @@ def _gnd_estimate(theta_hat: np.ndarray, theta_b: np.ndarray, t: int, ci: float)
         return {"raw": raw, "bc": np.nan, "lo": np.nan, "hi": np.nan}
     bc = max(0.0, 2 * raw - float(g.mean()))
     lo, hi = np.quantile(g, [(1 - ci) / 2, (1 + ci) / 2]) + (bc - raw)
+    if not (gain.lo > 0 or gain.hi < 0):  # NaN ends count as covering
+        hi = np.inf
     return {"raw": raw, "bc": bc, "lo": max(0.0, float(lo)), "hi": float(hi)}
 
 
@@ -229,7 +234,7 @@ def summarize_arm(
     est = _studentised(th[0], se, thb, seb, ci)
     return ArmSummary(
         tuple(values), target, n_s, n_x, dict(zip(values, est, strict=True)),
-        _gnd_estimate(th[0], thb, t, ci),
+        _gnd_estimate(th[0], thb, t, ci, est[t]),
         tuple(float(x) for x in per_seed[0, :, t]),
         tuple(float(x) for x in _gnd(per_seed[0], t)),
     )  # fmt: skip
@@ -270,7 +275,8 @@ def net_of_placebo(
         tuple(values), target,
         summarize_arm(A, values, target, n_boot=n_boot, ci=ci, seed=seed),
         summarize_arm(B, values, target, n_boot=n_boot, ci=ci, seed=seed + 1),
-        est, dict(zip(others, map(float, adj), strict=True)), _gnd_estimate(th[0], thb, t, ci),
+        est, dict(zip(others, map(float, adj), strict=True)),
+        _gnd_estimate(th[0], thb, t, ci, est[target]),
     )  # fmt: skip
 
 

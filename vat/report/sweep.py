@@ -15,6 +15,9 @@ each cell's own outputs and writes ``<sweep dir>/report/``:
   the shift of every value per unit gain (tau; the target's own column is blank);
 - ``trajectories.csv`` and ``trajectories_<probe>.png``: gain against GND over checkpoints (SFT,
   DPO) or shots (prompting), one panel per method, one line per cell;
+- ``repeats.csv``, ``net_of_placebo.csv``, ``regression.csv`` (`vat.report.controls`): cells that
+  differ only by seed pooled into one row with intervals over seeds and scenes, the tax net of a
+  placebo arm (``method=dpo_placebo`` ...) per value, and the referee's regression;
 - ``report.md`` and ``report.html``: the tables, the circumplex-consistency summary, the figures and
   the cells that are not (yet) finished, with their status and error.
 
@@ -36,6 +39,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from vat.metrics import benjamini_hochberg
+from vat.report.controls import controls_section
 from vat.report.markdown import fmt, fmt_interval, fmt_p, label
 from vat.sweep import STATUS, read_json, read_manifest
 from vat.values import BASIC_VALUES
@@ -90,15 +94,23 @@ def _meta(cell_dir: Path, overrides: list[str]) -> dict[str, str]:
         method = OmegaConf.select(cfg, "method.name", default=None)
         if method is None:  # an evaluate.py cell: the intervention or the checkpoint
             post = OmegaConf.select(cfg, "post_model", default=None)
-            method = (
-                "checkpoint" if post else OmegaConf.select(cfg, "intervention.name", default="?")
-            )
+            method = "checkpoint" if post else _intervention_name(cfg)
         meta["method"] = str(method)
     for o in overrides:  # cells that never started have no config yet
         k, _, v = o.partition("=")
         if k in meta and meta[k] == "?":
             meta[k] = v
     return meta
+
+
+def _intervention_name(cfg) -> str:
+    """An evaluate.py cell's intervention as its class names it (prompting, prompting_placebo)."""
+    target = str(OmegaConf.select(cfg, "intervention._target_", default="") or "")
+    if target.endswith(".Prompting"):
+        return "prompting_placebo" if OmegaConf.select(cfg, "intervention.placebo") else "prompting"
+    if target.endswith(".NoIntervention"):
+        return "none"
+    return str(OmegaConf.select(cfg, "intervention.name", default="?"))
 
 
 def _point_row(res: dict) -> dict[str, Any]:
@@ -401,6 +413,8 @@ def build_sweep_report(sweep_dir: str | Path, wandb_cfg: dict | None = None) -> 
     cons = _consistency_summary(table)
     unfinished = pd.DataFrame(pending, columns=["cell", "status", "error"]).fillna("")
     families = _families_text(table) if not table.empty else ""
+    controls = controls_section(sweep_dir, out, _cells(sweep_dir), _meta,
+                                ci=1 - _alpha(table) if not table.empty else 0.95)  # fmt: skip
     lines = [
         f"# Sweep report: `{sweep_dir.name}`",
         "",
@@ -414,6 +428,7 @@ def build_sweep_report(sweep_dir: str | Path, wandb_cfg: dict | None = None) -> 
         "",
         *_md_table(shown),
         *([families, ""] if families else []),
+        *controls,
         "## Circumplex consistency",
         "",
         "Spearman correlation, over value pairs, of their coupling with their closeness on "

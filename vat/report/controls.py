@@ -1,0 +1,327 @@
+"""The sweep report's controls: repeats over seeds, the tax net of its placebo, the referee's
+regression.
+
+Cells that differ only by ``seed`` form an **arm** (one intervention, several training seeds). For
+every arm (per probe) this reads each cell's item scores at its last point, turns them into shift
+matrices D[seed, scene, value] and reports (`vat.metrics.repeats`):
+
+- ``repeats.csv``: one row per arm: gain and bias-corrected GND with two-level bootstrap-t
+  intervals (seeds, then scenes), and the between-seed standard deviation of gain and GND;
+- ``net_of_placebo.csv``: for an arm whose method is a placebo (``method.control_of``, e.g.
+  ``dpo_placebo`` controls ``dpo``) and the real arm with otherwise the same settings: per value
+  the real shift, the placebo shift and the net shift with intervals and Holm-adjusted p;
+- ``regression.csv``: the referee's regression (`vat.metrics.regression`) per real arm, pooled over
+  its seeds, with length, negation and (when a judgment probe ran) option-mass covariates.
+
+A cell's item scores: ``states_pre_<probe>/`` and the last ``states/step*_<probe>/`` (sft, dpo),
+``<probe>/states_pre/`` and the strongest ``<probe>/states_post*/`` (method=prompting), or
+``states_pre/`` and the strongest ``states_post*/`` (an ``evaluate.py`` cell).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+
+from vat.metrics.regression import referee_regression, register_covariates
+from vat.metrics.repeats import net_of_placebo, stack_runs, summarize_arm
+from vat.probes.base import ProbeResult
+from vat.report.markdown import fmt, fmt_interval, fmt_p, label
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------- reading
+def _strength(p: Path) -> int:
+    tail = p.name.rsplit("_k", 1)
+    return int(tail[1]) if len(tail) == 2 and tail[1].isdigit() else -1
+
+
+def cell_states(cell_dir: Path) -> dict[str, tuple[Path, Path]]:
+    """probe -> (pre state dir, last post state dir) of one cell; probes without both are left out."""
+    out = {}
+    for pre in sorted(cell_dir.glob("states_pre_*")):
+        probe = pre.name.removeprefix("states_pre_")
+        posts = sorted((cell_dir / "states").glob(f"step*_{probe}"))
+        if posts:
+            out[probe] = (pre, posts[-1])
+    for pre in [*sorted(cell_dir.glob("*/states_pre")), cell_dir / "states_pre"]:
+        posts = sorted(pre.parent.glob("states_post*"), key=_strength)
+        if pre.is_dir() and posts:
+            probe = json.loads((pre / "meta.json").read_text()).get("probe", pre.parent.name)
+            out.setdefault(probe, (pre, posts[-1]))
+    return out
+
+
+def shift_matrix(pre: ProbeResult, post: ProbeResult) -> tuple[list[str], list[str], np.ndarray]:
+    """(scenes, values, D = S_post - S_pre) at the basic-value level, rows paired by scene."""
+    scenes, values, S_pre = pre.state("value")
+    _, _, S_post = post.state("value", scenes)
+    return scenes, values, S_post - S_pre
+
+
+def _mass_change(pre: ProbeResult, post: ProbeResult, scenes, values) -> np.ndarray | None:
+    """(scenes, values) change of the judgment probe's option-token mass, mean over the items."""
+    if "option_mass" not in pre.items or "option_mass" not in post.items:
+        return None
+    key = ["scene_id", "value"]
+    a = pre.items.groupby(key)["option_mass"].mean()
+    b = post.items.groupby(key)["option_mass"].mean()
+    d = (b - a).unstack("value").reindex(index=scenes, columns=values)
+    return d.to_numpy(float)
+
+
+def _config(cell_dir: Path):
+    f = cell_dir / "config.yaml"
+    return OmegaConf.load(f) if f.is_file() else None
+
+
+def _control_of(cfg) -> str | None:
+    """The method a cell's placebo controls for: ``method.control_of`` (train.py), or
+    ``prompting`` for an evaluate.py cell with ``intervention.placebo=true``."""
+    named = OmegaConf.select(cfg, "method.control_of", default=None)
+    if named:
+        return str(named)
+    if OmegaConf.select(cfg, "method", default=None) is None and OmegaConf.select(
+        cfg, "intervention.placebo", default=False
+    ):
+        return "prompting"
+    return None
+
+
+def _arm_key(meta: dict, overrides: list[str]) -> tuple:
+    rest = tuple(sorted(o for o in overrides if not o.startswith(
+        ("seed=", "method=", "value=", "model=", "intervention=", "intervention.placebo="))))  # fmt: skip
+    return (meta["model"], meta["value"], meta["method"], rest)
+
+
+_ITEMS: dict[str, Any] = {}
+
+
+def _heldout(cfg):
+    """The held-out items of a cell's data config (loaded once per distinct config)."""
+    from hydra.utils import instantiate
+
+    key = OmegaConf.to_yaml(cfg.data)
+    if key not in _ITEMS:
+        _ITEMS[key] = instantiate(cfg.data, _convert_="all").heldout()
+    return _ITEMS[key]
+
+
+def collect_arms(sweep_dir: Path, cells: dict[str, dict], meta_of) -> list[dict]:
+    """One entry per (arm, probe): the cells, their seeds, stacked D, covariates and clusters."""
+    groups: dict[tuple, dict] = {}
+    for name, c in cells.items():
+        if c.get("status") not in ("done", "unknown"):
+            continue
+        cell_dir = sweep_dir / name
+        cfg = _config(cell_dir)
+        if cfg is None:
+            continue
+        meta = meta_of(cell_dir, c.get("overrides") or [])
+        states = cell_states(cell_dir)
+        mass = None
+        if "judgment" in states:
+            pj, qj = (ProbeResult.load(p) for p in states["judgment"])
+            mass = (pj, qj)
+        for probe, (pre_dir, post_dir) in states.items():
+            pre, post = ProbeResult.load(pre_dir), ProbeResult.load(post_dir)
+            scenes, values, D = shift_matrix(pre, post)
+            key = (*_arm_key(meta, c.get("overrides") or []), probe)
+            g = groups.setdefault(key, {"model": meta["model"], "value": meta["value"],
+                                        "method": meta["method"], "probe": probe, "settings": key[3],
+                                        "control_of": _control_of(cfg),
+                                        "runs": [], "mass": [], "seeds": [], "cells": [], "cfg": cfg})  # fmt: skip
+            g["runs"].append((scenes, values, D))
+            g["mass"].append(None if mass is None else _mass_change(*mass, scenes, values))
+            g["seeds"].append(OmegaConf.select(cfg, "seed"))
+            g["cells"].append(name)
+    return list(groups.values())
+
+
+# ---------------------------------------------------------------------------- analysis
+def _est(e) -> str:
+    return f"{fmt(e.value)} {fmt_interval((e.lo, e.hi))}"
+
+
+def analyse(arms: list[dict], ci: float = 0.95, n_boot: int = 2000) -> dict[str, Any]:
+    """repeats / net / regression tables (DataFrames) and per-arm result objects."""
+    rep_rows, net_rows, reg_rows, nets, regs = [], [], [], [], []
+    for a in arms:
+        D, scenes, values = stack_runs(a["runs"])
+        a["D"], a["scenes"], a["values"] = D, scenes, values
+        s = summarize_arm(D, values, a["value"], n_boot=n_boot, ci=ci)
+        a["summary"] = s
+        rep_rows.append({
+            "model": a["model"], "value": a["value"], "method": a["method"], "probe": a["probe"],
+            "settings": " ".join(a["settings"]), "n_seeds": s.n_seeds,
+            "seeds": ",".join(str(x) for x in a["seeds"]), "n_scenes": s.n_scenes,
+            "gain": s.gain.value, "gain_lo": s.gain.lo, "gain_hi": s.gain.hi, "p_gain": s.gain.p,
+            "gnd_l1": s.gnd["raw"], "gnd_l1_bc": s.gnd["bc"], "gnd_lo": s.gnd["lo"],
+            "gnd_hi": s.gnd["hi"], "sd_gain_between_seeds": s.sd_gain,
+            "sd_gnd_between_seeds": s.sd_gnd, "cells": ",".join(a["cells"]),
+        })  # fmt: skip
+    by_key = {(a["model"], a["value"], a["method"], a["probe"], a["settings"]): a for a in arms}
+    for a in arms:
+        if not a["control_of"]:
+            continue
+        real = by_key.get((a["model"], a["value"], a["control_of"], a["probe"], a["settings"]))
+        if real is None:
+            continue
+        D_real, D_plac, scenes = _paired(real, a)
+        r = net_of_placebo(D_real, D_plac, real["values"], a["value"], n_boot=n_boot, ci=ci)
+        nets.append((real, a, r))
+        for v in real["values"]:
+            e = r.net[v]
+            net_rows.append({
+                "model": a["model"], "target": a["value"], "method": real["method"],
+                "placebo": a["method"], "probe": a["probe"], "value": v,
+                "is_target": v == a["value"], "real": r.real.shift[v].value,
+                "real_lo": r.real.shift[v].lo, "real_hi": r.real.shift[v].hi,
+                "placebo_shift": r.placebo.shift[v].value, "placebo_lo": r.placebo.shift[v].lo,
+                "placebo_hi": r.placebo.shift[v].hi, "net": e.value, "net_lo": e.lo,
+                "net_hi": e.hi, "p_net": e.p, "p_net_holm": r.p_holm.get(v, np.nan),
+                "n_seeds_real": r.real.n_seeds, "n_seeds_placebo": r.placebo.n_seeds,
+                "n_scenes": len(scenes),
+            })  # fmt: skip
+    for a in arms:
+        if a["control_of"]:
+            continue
+        reg = _regression(a, ci)
+        if reg is None:
+            continue
+        regs.append((a, reg))
+        for row in reg.table().to_dict(orient="records"):
+            reg_rows.append({"model": a["model"], "target": a["value"], "method": a["method"],
+                             "probe": a["probe"], **row})  # fmt: skip
+    return {"repeats": pd.DataFrame(rep_rows), "net": pd.DataFrame(net_rows),
+            "regression": pd.DataFrame(reg_rows), "nets": nets, "regs": regs}  # fmt: skip
+
+
+def _paired(real: dict, plac: dict):
+    """Both arms' D on the scenes they share (same held-out split: all of them)."""
+    shared = [s for s in real["scenes"] if s in set(plac["scenes"])]
+    ia = [real["scenes"].index(s) for s in shared]
+    ib = [plac["scenes"].index(s) for s in shared]
+    return real["D"][:, ia], plac["D"][:, ib], shared
+
+
+def _regression(a: dict, ci: float):
+    try:
+        held = _heldout(a["cfg"])
+    except Exception as e:  # the data are not where the cell found them: say so, skip
+        log.warning("referee regression for %s skipped: could not load its data (%s)",
+                    a["cells"][0], e)  # fmt: skip
+        return None
+    scenes, values = a["scenes"], a["values"]
+    cov = register_covariates(held, scenes, values)
+    masses = a["mass"]
+    if all(m is not None for m in masses):
+        aligned = []
+        for (sc, _, _), m in zip(a["runs"], masses, strict=True):
+            full = np.full((len(scenes), len(values)), np.nan)
+            full[[scenes.index(s) for s in sc]] = m
+            aligned.append(full)
+        cov["mass_change"] = np.stack(aligned)
+    place = {it.scene_id: f"{it.country}|{it.domain}" for it in held}
+    clusters = [place.get(s, s) for s in scenes]
+    return referee_regression(a["D"], values, a["value"], clusters, covariates=cov, ci=ci)
+
+
+# ---------------------------------------------------------------------------- writing
+def controls_section(sweep_dir: Path, out: Path, cells: dict[str, dict], meta_of,
+                     ci: float = 0.95, n_boot: int = 2000) -> list[str]:  # fmt: skip
+    """Write the controls tables into `out` and return the report's Markdown lines."""
+    arms = collect_arms(sweep_dir, cells, meta_of)
+    if not arms:
+        return []
+    res = analyse(arms, ci=ci, n_boot=n_boot)
+    res["repeats"].to_csv(out / "repeats.csv", index=False)
+    res["net"].to_csv(out / "net_of_placebo.csv", index=False)
+    res["regression"].to_csv(out / "regression.csv", index=False)
+    alpha = 1 - ci
+    lines = ["## Repeats: cells that differ only by seed", "",
+             "One row per arm (model x target x method x probe x other settings) pooled over its "
+             "seeds: intervals from a two-level bootstrap-t (seeds, then the shared scenes), so "
+             "they include the between-seed variance; the between-seed SD is the spread of the "
+             "per-seed numbers; with few seeds (3 is few) the seed variance is estimated from few "
+             "numbers. A GND interval open above (+inf) means the gain's interval covers 0. "
+             "Data: `repeats.csv`.", ""]  # fmt: skip
+    rep = res["repeats"]
+    shown = pd.DataFrame({
+        "target": [label(v) for v in rep["value"]], "method": rep["method"], "probe": rep["probe"],
+        "seeds": rep["n_seeds"],
+        "gain [CI]": [f"{fmt(r.gain)} {fmt_interval((r.gain_lo, r.gain_hi))}" for r in rep.itertuples()],
+        "gain p": [fmt_p(p) for p in rep["p_gain"]],
+        "GND b.-c. [CI]": [f"{fmt(r.gnd_l1_bc)} {fmt_interval((r.gnd_lo, r.gnd_hi))}" for r in rep.itertuples()],
+        "SD gain / GND between seeds": [f"{fmt(r.sd_gain_between_seeds)} / {fmt(r.sd_gnd_between_seeds)}"
+                                        for r in rep.itertuples()],
+    })  # fmt: skip
+    lines += [*_md(shown)]
+    for real, plac, r in res["nets"]:
+        lines += [f"## Is the tax real? {real['method']} toward {label(real['value'])} net of "
+                  f"{plac['method']} ({real['probe']} probe)", "",
+                  f"Shift of every value under `{real['method']}` ({r.real.n_seeds} seeds) and "
+                  f"under its placebo `{plac['method']}` ({r.placebo.n_seeds} seeds), on the same "
+                  f"{r.real.n_scenes} held-out scenes, and the difference: what the value did "
+                  "beyond any fine-tuning of this budget and format. Intervals: two-level "
+                  "bootstrap-t; p: Holm-adjusted across the non-target values. "
+                  f"{_net_verdict(r, alpha)}", ""]  # fmt: skip
+        rows = []
+        for v in r.values:
+            e = r.net[v]
+            rows.append({"value": label(v) + (" (target)" if v == r.target else ""),
+                         "real [CI]": _est(r.real.shift[v]), "placebo [CI]": _est(r.placebo.shift[v]),
+                         "net [CI]": _est(e),
+                         "p (Holm)": fmt_p(e.p) if v == r.target else fmt_p(r.p_holm.get(v)),
+                         "": "significant" if (r.p_holm.get(v, e.p if v == r.target else 1) < alpha) else ""})  # fmt: skip
+        lines += [*_md(pd.DataFrame(rows)),
+                  f"Net GND (of the net shifts): {fmt(r.gnd['bc'])} "
+                  f"{fmt_interval((r.gnd['lo'], r.gnd['hi']))} (raw {fmt(r.gnd['raw'])}); the "
+                  f"real arm's own: {fmt(r.real.gnd['bc'])} {fmt_interval((r.real.gnd['lo'], r.real.gnd['hi']))}, "
+                  f"the placebo's: {fmt(r.placebo.gnd['bc'])} "
+                  f"{fmt_interval((r.placebo.gnd['lo'], r.placebo.gnd['hi']))}. Data: `net_of_placebo.csv`.", ""]  # fmt: skip
+    for a, reg in res["regs"]:
+        lines += [f"## Referee's regression: {a['method']} toward {label(a['value'])} "
+                  f"({a['probe']} probe, {len(a['runs'])} seed(s))", "", f"`{reg.equation()}`", ""]  # fmt: skip
+        t = reg.table()
+        cov_cols = [c for c in reg.covariates]
+        shown = pd.DataFrame({
+            "value": [label(v) for v in t["value"]], "n (clusters)": [f"{n} ({g})" for n, g in zip(t["n"], t["clusters"], strict=True)],
+            "b [CI]": [f"{fmt(r.b)} {fmt_interval((r.b_lo, r.b_hi))}" for r in t.itertuples()],
+            "p_b (Holm)": [f"{fmt_p(p)} ({fmt_p(q)})" for p, q in zip(t["p_b"], t["p_b_holm"], strict=True)],
+            **{c: [f"{fmt(x)} (p {fmt_p(p)})" for x, p in zip(t[c], t[f"p_{c}"], strict=True)] for c in cov_cols},
+            "R2": [fmt(x, 2) for x in t["r2"]], "max VIF": [fmt(x, 2) for x in t["max_vif"]],
+            "dropped": t["dropped"],
+        })  # fmt: skip
+        n_sig = int((pd.to_numeric(t["p_b_holm"], errors="coerce") < alpha).sum())
+        lines += [*_md(shown),
+                  f"{n_sig} of {len(t)} values follow the target's per-scene shift at Holm-adjusted "
+                  f"p < {alpha:g} after the covariates. Data: `regression.csv`.", ""]  # fmt: skip
+    return lines
+
+
+def _net_verdict(r, alpha: float) -> str:
+    g = r.gain
+    sig = [label(v) for v, p in r.p_holm.items() if p < alpha]
+    gain = ("The target gained beyond the placebo" if g.p < alpha else
+            "The target's gain is not distinguishable from the placebo's")  # fmt: skip
+    tax = (f"; net of the placebo, {', '.join(sig)} moved (Holm p < {alpha:g})." if sig else
+           f"; no other value moved beyond the placebo (every Holm p >= {alpha:g}).")  # fmt: skip
+    return f"{gain} (p = {fmt_p(g.p)}){tax}"
+
+
+def _md(df: pd.DataFrame) -> list[str]:
+    if df.empty:
+        return ["_none_", ""]
+    cols = list(df.columns)
+    out = ["| " + " | ".join(str(c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |"
+            for row in df.itertuples(index=False)]  # fmt: skip
+    return [*out, ""]
