@@ -285,6 +285,12 @@ def test_report_reads_prompting_cells_and_lists_unfinished_ones(tmp_path):
     tau = pd.read_csv(tmp_path / "report" / "tax_matrix.csv")
     assert len(tau) == 18 and "power" not in set(tau[tau["target"] == "power"]["of_value"])
     assert (tmp_path / "report" / "tax_matrix_m_prompting_likelihood.png").is_file()
+    # each tau carries its cell's Holm-adjusted p (the heatmap's significance marks)
+    res = json.loads((tmp_path / "value=power" / "likelihood" / "vat.json").read_text())["results"][
+        -1
+    ]
+    row = tau[(tau["target"] == "power") & (tau["of_value"] == "security")].iloc[0]
+    assert row["p_holm"] == pytest.approx(res["p_holm"]["security"])
 
     # null-corrected nVAT with its interval, each cell's own p, and BH across the sweep's cells
     from vat.metrics import benjamini_hochberg

@@ -54,7 +54,13 @@ def test_placebo_and_seeds_sweep_reports_net_tax_repeats_and_regression(tmp_path
     assert "## Referee's regression" in md and "b_v * D[x, benevolence]" in md
 
 
-def _fake_cells(sweep: Path, planted: float, seeds=(0, 1, 2)):
+def _fake_cells(
+    sweep: Path,
+    planted: float,
+    seeds=(0, 1, 2),
+    target="benevolence",
+    methods=("dpo", "dpo_placebo"),
+):
     """dpo / dpo_placebo cells with synthetic item scores on the bundled held-out scenes: every
     value moves by a common 0.2 in both arms (the register effect a placebo shares), and the real
     arm moves security by `planted` more, and its target by 0.3."""
@@ -71,12 +77,12 @@ def _fake_cells(sweep: Path, planted: float, seeds=(0, 1, 2)):
                            "micro_value": it.micro_value} for it in held if it.polarity == "express"])  # fmt: skip
     rng = np.random.default_rng(0)
     scene_effect = {s: rng.normal(0, 0.1) for s in units.scene_id.unique()}
-    for method in ("dpo", "dpo_placebo"):
+    for method in methods:
         for seed in seeds:
-            d = sweep / f"method={method},seed={seed}"
+            d = sweep / f"method={method},seed={seed},value={target}"
             (d / "states").mkdir(parents=True)
             OmegaConf.save(OmegaConf.create({
-                "model": {"name": "m"}, "value": {"name": "benevolence"}, "seed": seed,
+                "model": {"name": "m"}, "value": {"name": target}, "seed": seed,
                 "method": {"name": method, "control_of": "dpo" if method != "dpo" else None},
                 "data": {"_target_": "vat.data.load_items", "source": "bundled"},
             }), d / "config.yaml")  # fmt: skip
@@ -119,3 +125,21 @@ def test_net_of_placebo_finds_a_planted_shift_and_nets_out_the_common_one(tmp_pa
         assert net.loc["security", "p_net_holm"] > 0.05
     reg = res["regression"]
     assert len(reg) == 9 and (reg["n"] == 3 * 14).all()
+
+
+def test_aggregate_over_targets_in_the_report(tmp_path):
+    from vat.report.controls import controls_section
+    from vat.report.sweep import _meta
+
+    _fake_cells(tmp_path, 0.0, seeds=(0, 1), methods=("dpo",))
+    _fake_cells(tmp_path, 0.0, seeds=(0, 1), target="tradition", methods=("dpo",))
+    cells = {d.name: {"status": "done", "overrides": d.name.split(",")}
+             for d in tmp_path.iterdir()}  # fmt: skip
+    out = tmp_path / "report"
+    out.mkdir()
+    lines = controls_section(tmp_path, out, cells, _meta, n_boot=300)
+    agg = pd.read_csv(out / "over_targets.csv")
+    assert len(agg) == 1 and agg["n_targets"].iloc[0] == 2
+    assert agg["targets"].iloc[0] == "benevolence,tradition"
+    assert agg["gnd_lo"].iloc[0] <= agg["gnd_l1_bc"].iloc[0] <= agg["gnd_hi"].iloc[0]
+    assert "## Aggregate tax over targets" in "\n".join(lines)

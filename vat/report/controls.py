@@ -10,6 +10,8 @@ matrices D[seed, scene, value] and reports (`vat.metrics.repeats`):
 - ``net_of_placebo.csv``: for an arm whose method is a placebo (``method.control_of``, e.g.
   ``dpo_placebo`` controls ``dpo``) and the real arm with otherwise the same settings: per value
   the real shift, the placebo shift and the net shift with intervals and Holm-adjusted p;
+- ``over_targets.csv``: per model x method x probe with two or more targets, the mean GND and
+  mean debiased nVAT over the targets (joint-scene intervals, `aggregate_over_targets`);
 - ``regression.csv``: the referee's regression (`vat.metrics.regression`) per real arm, pooled over
   its seeds, with length, negation and (when a judgment probe ran) option-mass covariates.
 
@@ -30,7 +32,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from vat.metrics.regression import referee_regression, register_covariates
-from vat.metrics.repeats import net_of_placebo, stack_runs, summarize_arm
+from vat.metrics.repeats import aggregate_over_targets, net_of_placebo, stack_runs, summarize_arm
 from vat.probes.base import ProbeResult
 from vat.report.markdown import fmt, fmt_interval, fmt_p, label
 
@@ -201,7 +203,28 @@ def analyse(arms: list[dict], ci: float = 0.95, n_boot: int = 2000) -> dict[str,
             reg_rows.append({"model": a["model"], "target": a["value"], "method": a["method"],
                              "probe": a["probe"], **row})  # fmt: skip
     return {"repeats": pd.DataFrame(rep_rows), "net": pd.DataFrame(net_rows),
-            "regression": pd.DataFrame(reg_rows), "nets": nets, "regs": regs}  # fmt: skip
+            "regression": pd.DataFrame(reg_rows), "nets": nets, "regs": regs,
+            "over_targets": _over_targets(arms, ci, n_boot)}  # fmt: skip
+
+
+def _over_targets(arms: list[dict], ci: float, n_boot: int) -> pd.DataFrame:
+    """Per model x method x probe (x other settings) with 2+ targets: the mean tax over them."""
+    groups: dict[tuple, list[dict]] = {}
+    for a in arms:
+        groups.setdefault((a["model"], a["method"], a["probe"], a["settings"]), []).append(a)
+    rows = []
+    for (model, method, probe, _), g in groups.items():
+        if len({a["value"] for a in g}) < 2:
+            continue
+        shared = sorted(set.intersection(*(set(a["scenes"]) for a in g)))
+        arms_t = [(a["value"], a["D"][:, [a["scenes"].index(s) for s in shared]]) for a in g]
+        agg = aggregate_over_targets(arms_t, g[0]["values"], n_boot=n_boot, ci=ci)
+        rows.append({"model": model, "method": method, "probe": probe, "n_targets": len(g),
+                     "targets": ",".join(agg.targets), "gnd_l1": agg.gnd["raw"],
+                     "gnd_l1_bc": agg.gnd["bc"], "gnd_lo": agg.gnd["lo"], "gnd_hi": agg.gnd["hi"],
+                     "nvat_excess": agg.nvat["value"], "nvat_lo": agg.nvat["lo"],
+                     "nvat_hi": agg.nvat["hi"], "nvat_offdiag": agg.nvat["raw"]})  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def _paired(real: dict, plac: dict):
@@ -264,6 +287,22 @@ def controls_section(sweep_dir: Path, out: Path, cells: dict[str, dict], meta_of
                                         for r in rep.itertuples()],
     })  # fmt: skip
     lines += [*_md(shown)]
+    agg = res["over_targets"]
+    agg.to_csv(out / "over_targets.csv", index=False)
+    if not agg.empty:
+        lines += ["## Aggregate tax over targets", "",
+                  "Per model x method x probe: the mean over the aligned targets of the "
+                  "bias-corrected GND and of the debiased nVAT. The targets share the held-out "
+                  "scenes, so each resample draws the scenes once for all of them (and each "
+                  "target's seeds); the nVAT interval resamples scenes. Data: `over_targets.csv`.", "",
+                  *_md(pd.DataFrame({
+                      "model": agg["model"], "method": agg["method"], "probe": agg["probe"],
+                      "targets": agg["n_targets"],
+                      "mean GND b.-c. [CI]": [f"{fmt(r.gnd_l1_bc)} {fmt_interval((r.gnd_lo, r.gnd_hi))}" for r in agg.itertuples()],
+                      "mean GND raw": [fmt(x) for x in agg["gnd_l1"]],
+                      "mean nVAT debiased [CI]": [f"{fmt(r.nvat_excess)} {fmt_interval((r.nvat_lo, r.nvat_hi))}" for r in agg.itertuples()],
+                      "mean nVAT raw": [fmt(x) for x in agg["nvat_offdiag"]],
+                  }))]  # fmt: skip
     for real, plac, r in res["nets"]:
         lines += [f"## Is the tax real? {real['method']} toward {label(real['value'])} net of "
                   f"{plac['method']} ({real['probe']} probe)", "",

@@ -202,8 +202,9 @@ def collect(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
             table.append({**key, "point": r["point"], **_point_row(r["final"]), "cell": name})
             for v, t in (r["final"].get("tau") or {}).items():
                 shift = (r["final"].get("mean_shift") or {}).get(v)
+                p_holm = (r["final"].get("p_holm") or {}).get(v)
                 taus.append({**key, "target": meta["value"], "of_value": v, "tau": t,
-                             "shift": shift, "cell": name})  # fmt: skip
+                             "shift": shift, "p_holm": _num(p_holm), "cell": name})  # fmt: skip
             trajs += [{**key, **p, "cell": name} for p in r["trajectory"]]
     table_df = add_bh(pd.DataFrame(table, columns=TABLE_COLUMNS))
     order = {v: i for i, v in enumerate(BASIC_VALUES)}
@@ -228,22 +229,32 @@ def add_bh(table: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------- figures
-def plot_tax_matrix(tau: pd.DataFrame, path: Path, title: str) -> Path:
-    """Aligned value (rows) x every value (columns): tau, the shift per unit gain."""
+def plot_tax_matrix(tau: pd.DataFrame, path: Path, title: str, alpha: float = 0.05) -> Path:
+    """Aligned value (rows) x every value (columns): tau, the shift per unit gain; ``*`` marks a
+    shift whose Holm-adjusted p (across that cell's other values) is below `alpha`."""
     from vat.report.figures import _save, plt
 
     targets = [v for v in BASIC_VALUES if v in set(tau["target"])]
     M = np.full((len(targets), len(BASIC_VALUES)), np.nan)
+    sig = np.zeros_like(M, dtype=bool)
     for r in tau.itertuples():
         if r.of_value in BASIC_VALUES and r.tau is not None:
             M[targets.index(r.target), BASIC_VALUES.index(r.of_value)] = float(r.tau)
+            p = getattr(r, "p_holm", None)
+            sig[targets.index(r.target), BASIC_VALUES.index(r.of_value)] = (
+                p is not None and np.isfinite(p) and p < alpha
+            )
     lim = float(np.nanmax(np.abs(M))) if np.isfinite(M).any() else 1.0
     fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(BASIC_VALUES), 1.4 + 0.5 * len(targets)))
     cmap = plt.get_cmap("RdBu").with_extremes(bad="0.85")
     im = ax.imshow(np.ma.masked_invalid(M), cmap=cmap, vmin=-lim, vmax=lim, aspect="auto")
     for i in range(M.shape[0]):
         for j in range(M.shape[1]):
-            txt = "target" if BASIC_VALUES[j] == targets[i] else fmt(M[i, j], 2)
+            txt = (
+                "target"
+                if BASIC_VALUES[j] == targets[i]
+                else fmt(M[i, j], 2) + ("*" if sig[i, j] else "")
+            )
             ax.text(j, i, txt, ha="center", va="center", fontsize=7,
                     color="white" if np.isfinite(M[i, j]) and abs(M[i, j]) > 0.6 * lim else "black")  # fmt: skip
     ax.set_xticks(
@@ -252,8 +263,8 @@ def plot_tax_matrix(tau: pd.DataFrame, path: Path, title: str) -> Path:
     ax.set_yticks(range(len(targets)), [label(v) for v in targets])
     ax.set_xlabel("value whose score moved")
     ax.set_ylabel("aligned toward")
-    ax.set_title(title + ("\n(n/a: on-target gain below eps, tau undefined)" if np.isnan(M).sum()
-                          > len(targets) else ""))  # fmt: skip
+    ax.set_title(title + f"\n(* Holm p < {alpha:g})" + ("\n(n/a: on-target gain below eps, tau "
+                          "undefined)" if np.isnan(M).sum() > len(targets) else ""))  # fmt: skip
     fig.colorbar(im, ax=ax, label="tau: shift per unit on-target gain")
     return _save(fig, path)
 
@@ -402,7 +413,8 @@ def build_sweep_report(sweep_dir: str | Path, wandb_cfg: dict | None = None) -> 
         for (model, method, probe), g in tau.groupby(["model", "method", "probe"], sort=True):
             p = out / f"tax_matrix_{model}_{method}_{probe}.png"
             figures.append((f"Tax matrix: {model}, {method}, {probe} probe",
-                            plot_tax_matrix(g, p, f"{model} · {method} · {probe}")))  # fmt: skip
+                            plot_tax_matrix(g, p, f"{model} · {method} · {probe}",
+                                            alpha=_alpha(table) if not table.empty else 0.05)))  # fmt: skip
     if not traj.empty:
         for probe, g in traj.groupby("probe", sort=True):
             figures.append((f"Gain vs tax trajectories ({probe} probe)",
