@@ -66,6 +66,10 @@ def test_every_experiment_preset_composes_with_its_grid(preset):
     if preset == "paper_sft_dpo":
         assert len(cells) == 20
         assert cfg.trainer.max_steps == 3 * cfg.callbacks.vat.every_n_steps  # three checkpoints
+        assert list(cfg.probes.judgment.orders) == [
+            "forward",
+            "reverse",
+        ]  # the order gap is checked
     if preset == "smoke":
         assert cfg.model.name == "tiny" and len(cells) == 4
     if preset == "controls":  # a real method and its placebo, 3 seeds each: 6 distinct cells

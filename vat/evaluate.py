@@ -39,6 +39,7 @@ from vat.models.loading import load_model
 from vat.probes import distributed as D
 from vat.probes import scoring
 from vat.probes.base import ProbeResult, PromptContext, fingerprint, validity
+from vat.probes.checks import probe_checks
 from vat.probes.scoring import SCORING_VERSION
 from vat.run import build_items, setup
 
@@ -231,6 +232,7 @@ def write_measurement(cfg, out: Path, probe, intervention, post_model, spec, hel
         "pre_meta": pre.meta,
         "results": [{"strength": r["strength"], **r["result"].to_dict()} for r in results],
         "stability": None if stab is None else to_jsonable(asdict(stab)),
+        "probe_checks": to_jsonable(probe_checks(pre, posts[-1][1])),
     }
     (out / "vat.json").write_text(json.dumps(payload, indent=2, allow_nan=False))
     write_outputs(out, payload, results, valid, stab)
@@ -244,10 +246,13 @@ def write_outputs(out: Path, payload: dict, results: list[dict], valid, stab) ->
     last, k = results[-1]["result"], results[-1]["strength"]
     points = [gain_tax_point(r["result"], r["strength"] or 0) for r in results]
     figures = make_figures(last, out, points=points)
+    from vat.report.checks import checks_lines
+
     write_report(
         out, result=last, validity=valid, model=payload["model"], probe=payload["probe"],
         intervention=payload["intervention"] + ("" if k is None else f" (k={k})"),
         figures=figures, stability=stab,
+        post_checks=checks_lines({payload["probe"]: payload["probe_checks"]}),
     )  # fmt: skip
     table = summary_table(last, valid)
     log.info("VAT summary\n%s\n\nwrote %s/vat.json, report.md and figures", table, out)

@@ -383,11 +383,19 @@ def final_report(out: Path, cb, summary: dict, cfg: DictConfig) -> dict:
     """Per probe: the measurement report at the last step, plus the curve figure over steps."""
     from vat.callbacks.vat import read_curve
     from vat.probes.base import validity
+    from vat.probes.checks import probe_agreement, probe_checks
     from vat.report import make_figures, plot_curve, write_report
+    from vat.report.checks import checks_lines
     from vat.report.markdown import interpretation
 
     rows, _ = read_curve(cb.curve_path)
     final = {}
+    checks = {n: probe_checks(cb.pre[n], cb.last_post[n]) for n in cb.last if n in cb.last_post}
+    pair = [n for n in ("judgment", "likelihood") if n in checks]
+    agreement = (probe_agreement(*((cb.pre[n], cb.last_post[n]) for n in pair))
+                 if len(pair) == 2 else None)  # fmt: skip
+    summary["probe_checks"] = {"per_probe": checks, "agreement": agreement}
+    check_md = checks_lines(checks, agreement)
     lines = [f"# VAT run: {cfg.method.name} toward {V.BASIC[summary['target']].label}", "",
              f"Model `{cfg.model.name}`, {summary['data']['n_train_pairs_target']} training pairs, "
              f"{summary['data']['n_heldout_scenes']} held-out scenes.", ""]  # fmt: skip
@@ -408,7 +416,8 @@ def final_report(out: Path, cb, summary: dict, cfg: DictConfig) -> dict:
         )
         valid = validity(cb.pre[name])
         write_report(d, result=res, validity=valid, model=cfg.model.name,
-                     probe=name, intervention=f"{cfg.method.name} (step {step})", figures=figs)  # fmt: skip
+                     probe=name, intervention=f"{cfg.method.name} (step {step})", figures=figs,
+                     post_checks=checks_lines({name: checks[name]}) if name in checks else None)  # fmt: skip
         final[name] = {"step": step, "gain": res.gain, "gain_ci": res.intervals["gain"],
                        "p_gain": res.p_gain, "gnd_l1": res.gnd_l1, "gnd_l1_bc": res.gnd_l1_bc,
                        "gnd_ci": res.intervals["gnd_l1"], "p_drift": res.p_drift,
@@ -421,5 +430,6 @@ def final_report(out: Path, cb, summary: dict, cfg: DictConfig) -> dict:
                 "their numbers measure noise." if near else "Probe validity: every value is seen.")  # fmt: skip
         lines += [f"## Probe `{name}` at step {step}", "", seen, "", interpretation(res), "",
                   f"![VAT curve]({d.name}/curve.png)", "", f"Full report: [{d.name}/report.md]({d.name}/report.md)", ""]  # fmt: skip
+    lines += check_md
     (out / "report.md").write_text("\n".join(lines))
     return final

@@ -71,6 +71,7 @@ class VATCallback(L.Callback):
         self.pre: dict[str, ProbeResult] = {}
         self.done: set[tuple[int, str]] = set()
         self.last: dict[str, tuple[int, VATResult]] = {}
+        self.last_post: dict[str, ProbeResult] = {}  # the item scores behind `last` (rank zero)
 
     # ------------------------------------------------------------------ hooks
     def on_train_start(self, trainer, pl_module) -> None:
@@ -114,6 +115,7 @@ class VATCallback(L.Callback):
             return
         res = metrics_for(self.pre[name], post, self.target, self.metrics)
         self.last[name] = (step, res)
+        self.last_post[name] = post
         if step > 0:  # the item scores behind the row: controls, repeats and regressions read them
             post.save(state_dir(self.out_dir, step, name))
         row = curve_row(res, name, step, trainer.current_epoch, elapsed)

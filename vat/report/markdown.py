@@ -883,13 +883,15 @@ def write_report(
     figures: Mapping[str, str | Path] | None = None,
     stability: StabilityProfile | None = None,
     notes: Sequence[str] | None = None,
+    post_checks: Sequence[str] | None = None,
 ) -> Path:
     """Write ``out_dir/report.md``: a self-contained account of one VAT measurement.
 
     Sections: setup; probe validity (first, with a warning naming near-chance values); headline
     numbers with intervals, tests and how they were computed, and a plain-English reading; the
     per-value tax table; coupling and hubs (each beside its permutation null); circumplex
-    consistency with its Mantel test; the stability profile (if given); notes. ``figures`` maps a name to a PNG (as
+    consistency with its Mantel test; the stability profile (if given); notes. ``post_checks`` are
+    Markdown lines (`vat.report.checks.checks_lines`) placed after probe validity. ``figures`` maps a name to a PNG (as
     returned by `vat.report.figures.make_figures`); known names (``shift_circumplex``, ``tau``,
     ``coupling``, ``gain_vs_tax``) are embedded in their section, others in a Figures section,
     all by paths relative to ``out_dir``. Returns the report's path.
@@ -918,6 +920,7 @@ def write_report(
         "",
     ]
     lines += _validity_section(result, rows)
+    lines += list(post_checks or [])
     lines += _headline_section(result)
     lines += ["### What this means", "", interpretation(result), ""]
     lines += fig("shift_circumplex")
