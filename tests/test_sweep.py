@@ -62,7 +62,7 @@ def test_every_experiment_preset_composes_with_its_grid(preset):
     if preset in ("all_values", "paper_prompting", "paper_sft_dpo"):
         assert len(values) == 10
     if preset == "paper_prompting":
-        assert list(cfg.method.intervention.shots) == [2, 4, 8] and len(cells) == 10
+        assert list(cfg.method.intervention.shots) == [0, 2, 4, 8] and len(cells) == 10
     if preset == "paper_sft_dpo":
         assert len(cells) == 20
         assert cfg.trainer.max_steps == 3 * cfg.callbacks.vat.every_n_steps  # three checkpoints

@@ -218,8 +218,12 @@ def write_measurement(cfg, out: Path, probe, intervention, post_model, spec, hel
     if len(results) > 1:
         rs = [r["result"] for r in results]
         # The headline numbers: bias-corrected GND, debiased nVAT (the report labels them so).
+        t = names.index(target)
+        shifts = [arrays["post" if r["strength"] is None else f"post_k{r['strength']}"][:, t]
+                  - S_pre[:, t] for r in results]  # fmt: skip
         stab = stability([r["strength"] for r in results], [r.gain for r in rs],
-                         [r.gnd_l1_bc for r in rs], [r.nvat_offdiag_excess for r in rs])  # fmt: skip
+                         [r.gnd_l1_bc for r in rs], [r.nvat_offdiag_excess for r in rs],
+                         gain_ci=[r.intervals["gain"] for r in rs], target_shifts=shifts)  # fmt: skip
     payload = {
         "target": target,
         "model": spec.name,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import asdict
 from pathlib import Path
 
 import lightning as L
@@ -379,6 +380,28 @@ def export_hf(model, tokenizer, out: Path) -> dict:
     return paths
 
 
+def checkpoint_stability(out: Path, probe: str, rows: list[dict], pre, target: str):
+    """The stability profile over the checkpoints (steps > 0) of one probe's curve, with its noise
+    reference from the saved per-step item scores; None with fewer than two checkpoints."""
+    from vat.callbacks.vat import state_dir
+    from vat.metrics import stability
+    from vat.probes.base import ProbeResult
+
+    pts = [r for r in rows if r["step"] > 0 and state_dir(out, r["step"], probe).is_dir()]
+    if len(pts) < 2:
+        return None
+    scenes, names, S0 = pre.state("value")
+    t = names.index(target)
+    shifts = [ProbeResult.load(state_dir(out, r["step"], probe)).state("value", scenes)[2][:, t]
+              - S0[:, t] for r in pts]  # fmt: skip
+    num = lambda x: float("nan") if x is None else float(x)  # noqa: E731
+    return stability([r["step"] for r in pts], [num(r["gain"]) for r in pts],
+                     [num(r.get("gnd_l1_bc")) for r in pts],
+                     [num(r.get("nvat_offdiag_excess")) for r in pts],
+                     gain_ci=[(num(r["gain_lo"]), num(r["gain_hi"])) for r in pts],
+                     target_shifts=shifts)  # fmt: skip
+
+
 def final_report(out: Path, cb, summary: dict, cfg: DictConfig) -> dict:
     """Per probe: the measurement report at the last step, plus the curve figure over steps."""
     from vat.callbacks.vat import read_curve
@@ -415,9 +438,14 @@ def final_report(out: Path, cb, summary: dict, cfg: DictConfig) -> dict:
             [r for r in rows if r["probe"] == name], d / "curve.png", probe=name
         )
         valid = validity(cb.pre[name])
+        stab = checkpoint_stability(out, name, [r for r in rows if r["probe"] == name],
+                                    cb.pre[name], summary["target"])  # fmt: skip
+        if stab is not None:
+            summary.setdefault("stability", {})[name] = to_jsonable(asdict(stab))
         write_report(d, result=res, validity=valid, model=cfg.model.name,
                      probe=name, intervention=f"{cfg.method.name} (step {step})", figures=figs,
-                     post_checks=checks_lines({name: checks[name]}) if name in checks else None)  # fmt: skip
+                     post_checks=checks_lines({name: checks[name]}) if name in checks else None,
+                     stability=stab, stability_axis="training step")  # fmt: skip
         final[name] = {"step": step, "gain": res.gain, "gain_ci": res.intervals["gain"],
                        "p_gain": res.p_gain, "gnd_l1": res.gnd_l1, "gnd_l1_bc": res.gnd_l1_bc,
                        "gnd_ci": res.intervals["gnd_l1"], "p_drift": res.p_drift,

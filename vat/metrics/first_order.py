@@ -154,6 +154,10 @@ class StabilityProfile:
     monotonicity: float
     sign_flips: int
     volatility: float
+    # inference (NaN / None where the inputs to it were not given)
+    p_monotonicity: float = _NAN  # exact permutation test of the Spearman trend (n <= 8 points)
+    sign_flips_beyond_noise: int | None = None  # flips between points whose gain CIs exclude 0
+    volatility_noise: float = _NAN  # what the volatility reads from scene noise alone
 
 
 def stability(
@@ -161,6 +165,9 @@ def stability(
     gains: Sequence[float],
     gnds: Sequence[float] | None = None,
     nvats: Sequence[float] | None = None,
+    *,
+    gain_ci: Sequence[tuple[float, float]] | None = None,
+    target_shifts: Any = None,
 ) -> StabilityProfile:
     """Summarise how G behaves as an intervention gets stronger (checkpoints, few-shot k, ...).
 
@@ -172,6 +179,17 @@ def stability(
       units (NaN with fewer than two points).
 
     The sorted raw trajectory (G, GND, nVAT) is returned alongside; missing GND/nVAT are NaN.
+
+    Inference, all points measured on the same scenes:
+
+    - ``p_monotonicity``: exact permutation p of |Spearman| (every ordering of up to 8 points; a
+      Monte Carlo draw of 40,320 beyond); 3 points can never reach p < 0.05 (the smallest p is 1/3);
+    - ``sign_flips_beyond_noise`` (with `gain_ci`, each point's gain interval): flips between
+      successive points whose intervals both exclude 0;
+    - ``volatility_noise`` (with `target_shifts`, (points, scenes) per-scene target shifts): the
+      volatility the successive changes would show from scene sampling alone,
+      ``sqrt(mean_i Var_x(D_{i+1}[x, t] - D_i[x, t]) / n_x)`` (paired by scene); a volatility well
+      above it is movement the noise does not explain.
     """
     s = np.asarray(strengths, dtype=float).ravel()
     k = s.size
@@ -192,6 +210,22 @@ def stability(
     signs = np.sign(gk)
     signs = signs[signs != 0]
     steps = np.diff(gk)
+    p_mono = _permutation_trend_p(s[keep], gk)
+    flips_sig = None
+    if gain_ci is not None:
+        ci = np.asarray(gain_ci, dtype=float).reshape(k, 2)[order][keep]
+        sure = np.where(ci[:, 0] > 0, 1, np.where(ci[:, 1] < 0, -1, 0))
+        flips_sig = int(np.count_nonzero((sure[1:] * sure[:-1]) < 0))
+    vol_noise = _NAN
+    if target_shifts is not None:
+        T = np.asarray(target_shifts, dtype=float)
+        if T.shape[0] != k:
+            raise ValueError(f"target_shifts has {T.shape[0]} points, strengths has {k}")
+        d = np.diff(T[order][keep], axis=0)
+        n = np.isfinite(d).sum(axis=1)
+        if d.shape[0] and (n > 1).all():
+            var = np.nanvar(d, axis=1, ddof=1) / n
+            vol_noise = float(np.sqrt(np.mean(var)))
     return StabilityProfile(
         strengths=tuple(float(x) for x in s),
         gains=tuple(float(x) for x in g),
@@ -200,4 +234,29 @@ def stability(
         monotonicity=_spearman_1d(s[keep], gk),
         sign_flips=int(np.count_nonzero(signs[1:] != signs[:-1])),
         volatility=float(np.std(steps)) if steps.size else _NAN,
+        p_monotonicity=p_mono,
+        sign_flips_beyond_noise=flips_sig,
+        volatility_noise=vol_noise,
     )
+
+
+def _permutation_trend_p(s: np.ndarray, g: np.ndarray) -> float:
+    """Two-sided permutation p of Spearman(s, g) (`scipy.stats.permutation_test`, pairings): exact
+    over every ordering for up to 8 points, 40,320 random orderings beyond."""
+    from scipy import stats
+
+    if g.size < 3 or not np.isfinite(_spearman_1d(s, g)):
+        return _NAN
+    rg = stats.rankdata(g)
+    rg = rg - rg.mean()
+
+    def spearman(x, axis=-1):  # vectorised over permutations: Pearson of ranks against g's
+        rx = stats.rankdata(x, axis=axis)
+        rx = rx - rx.mean(axis=axis, keepdims=True)
+        return (rx * rg).sum(axis=axis) / np.sqrt((rx**2).sum(axis=axis) * (rg**2).sum())
+
+    res = stats.permutation_test(
+        (s,), spearman, permutation_type="pairings", vectorized=True, n_resamples=40320,
+        alternative="two-sided", rng=0,
+    )  # fmt: skip
+    return float(res.pvalue)

@@ -852,23 +852,33 @@ def _circumplex_section(result: VATResult) -> list[str]:
     ]
 
 
-def _stability_section(stab: StabilityProfile) -> list[str]:
+def _stability_section(stab: StabilityProfile, axis: str = "strength") -> list[str]:
     flips = stab.sign_flips
+    sure = stab.sign_flips_beyond_noise
+    noise = stab.volatility_noise
+    vol = f"- Volatility (std of successive changes of G, score units): {fmt(stab.volatility)}"
+    if _finite(noise):
+        vol += (f"; from scene noise alone it would read about {fmt(noise)}"
+                + (" (the steps move more than noise explains)" if stab.volatility > 2 * noise else
+                   " (within what noise explains)"))  # fmt: skip
     out = [
-        "## 6. Stability along the strength axis",
+        f"## 6. Stability along the {axis} axis",
         "",
-        f"- Monotonicity (Spearman of G against strength, +1 = G only grows): "
-        f"{fmt(stab.monotonicity)}",
-        f"- Sign flips of G between successive strengths: {flips}"
-        + (" (the direction of the effect is not stable)" if flips else ""),
-        f"- Volatility (std of successive changes of G, score units): {fmt(stab.volatility)}",
+        f"- Monotonicity (Spearman of G against {axis}, +1 = G only grows): "
+        f"{fmt(stab.monotonicity)} (exact permutation p = {fmt_p(stab.p_monotonicity)}"
+        + (f"; with {len(stab.strengths)} points p cannot go below "
+           f"{fmt(2 / math.factorial(len(stab.strengths)))})" if len(stab.strengths) <= 4 else ")"),
+        f"- Sign flips of G between successive points: {flips}"
+        + (f", {sure} between points whose gain intervals both exclude 0" if sure is not None else "")
+        + (" (the direction of the effect is not stable)" if (sure if sure is not None else flips) else ""),
+        vol,
         "",
-    ]
+    ]  # fmt: skip
     body = [
         [f"{s:g}", fmt(g), fmt(d), fmt(n)]
         for s, g, d, n in zip(stab.strengths, stab.gains, stab.gnds, stab.nvats, strict=False)
     ]
-    header = ["Strength", "G", "GND (L1, bias-corrected)", "nVAT (debiased)"]
+    header = [axis[:1].upper() + axis[1:], "G", "GND (L1, bias-corrected)", "nVAT (debiased)"]
     return [*out, *_md_table(header, body), ""]
 
 
@@ -884,6 +894,7 @@ def write_report(
     stability: StabilityProfile | None = None,
     notes: Sequence[str] | None = None,
     post_checks: Sequence[str] | None = None,
+    stability_axis: str = "strength",
 ) -> Path:
     """Write ``out_dir/report.md``: a self-contained account of one VAT measurement.
 
@@ -930,7 +941,7 @@ def write_report(
     lines += fig("coupling")
     lines += _circumplex_section(result)
     if stability is not None:
-        lines += _stability_section(stability)
+        lines += _stability_section(stability, stability_axis)
         lines += fig("gain_vs_tax")
     rest = [k for k in figs if k not in placed]
     if rest:
