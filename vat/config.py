@@ -77,6 +77,9 @@ class MetricsConfig:
     n_permutations: int = 1000  # permutations of the coupling nulls and the Mantel test
     hub_k: int = 3
     seed: int = 0
+    # value: the ten basic values; both: also the 56 micro-values and Kendall's tau at the final
+    # point, with their agreement (vat.metrics.robustness; not an argument of compute_vat)
+    level: str = "value"
 
 
 @dataclass

@@ -117,7 +117,27 @@ def metrics_for(
     """`compute_vat` on the pre and post states (rows paired by scene); `metrics` are its kwargs."""
     scenes, names, S_pre = pre.state("value")
     _, _, S_post = post.state("value", scenes)
-    return compute_vat(S_pre, S_post, target, names, **dict(metrics))
+    return compute_vat(S_pre, S_post, target, names, **compute_kwargs(metrics))
+
+
+def compute_kwargs(metrics: DictConfig | dict) -> dict:
+    """The metrics config as `compute_vat` takes it (``level`` selects extra analyses instead)."""
+    kw = dict(metrics)
+    kw.pop("level", None)
+    return kw
+
+
+def robustness_payload(pre: ProbeResult, post: ProbeResult, target: str, basic: VATResult,
+                       metrics: DictConfig | dict) -> dict | None:  # fmt: skip
+    """With ``metrics.level=both``: the micro-level and Kendall variants and their agreement with
+    the basic-level result (`vat.metrics.robustness`); None otherwise."""
+    if dict(metrics).get("level", "value") != "both":
+        return None
+    from vat.metrics.robustness import robustness_checks
+
+    r = robustness_checks(pre, post, target, basic, compute_kwargs(metrics))
+    return {"agreement": to_jsonable(r["agreement"]), "micro": r["micro"].to_dict(),
+            "kendall": r["kendall"].to_dict()}  # fmt: skip
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -237,6 +257,9 @@ def write_measurement(cfg, out: Path, probe, intervention, post_model, spec, hel
         "results": [{"strength": r["strength"], **r["result"].to_dict()} for r in results],
         "stability": None if stab is None else to_jsonable(asdict(stab)),
         "probe_checks": to_jsonable(probe_checks(pre, posts[-1][1])),
+        "robustness": robustness_payload(
+            pre, posts[-1][1], target, results[-1]["result"], cfg.metrics
+        ),
     }
     (out / "vat.json").write_text(json.dumps(payload, indent=2, allow_nan=False))
     write_outputs(out, payload, results, valid, stab)
@@ -250,13 +273,14 @@ def write_outputs(out: Path, payload: dict, results: list[dict], valid, stab) ->
     last, k = results[-1]["result"], results[-1]["strength"]
     points = [gain_tax_point(r["result"], r["strength"] or 0) for r in results]
     figures = make_figures(last, out, points=points)
-    from vat.report.checks import checks_lines
+    from vat.report.checks import checks_lines, robustness_lines
 
     write_report(
         out, result=last, validity=valid, model=payload["model"], probe=payload["probe"],
         intervention=payload["intervention"] + ("" if k is None else f" (k={k})"),
         figures=figures, stability=stab,
-        post_checks=checks_lines({payload["probe"]: payload["probe_checks"]}),
+        post_checks=checks_lines({payload["probe"]: payload["probe_checks"]})
+        + robustness_lines(payload.get("robustness")),
     )  # fmt: skip
     table = summary_table(last, valid)
     log.info("VAT summary\n%s\n\nwrote %s/vat.json, report.md and figures", table, out)

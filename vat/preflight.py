@@ -183,6 +183,10 @@ def check_config(cfg: DictConfig) -> None:
 
     # Combinations
     trains = _get(cfg, "method.module") not in (None, _UNSET)
+    level = _get(cfg, "metrics.level")
+    if level not in (None, _UNSET, "value", "both"):
+        problems.append(f"metrics.level={level}: expected value (the ten basic values) or both "
+                        "(also the 56 micro-values and Kendall's tau, at the final point)")  # fmt: skip
     problems += _check_train_data(cfg)
     reference = _get(cfg, "method.module.reference")
     if reference == "adapter_disabled" and _get(cfg, "model.lora") in (None, _UNSET):

@@ -405,10 +405,11 @@ def checkpoint_stability(out: Path, probe: str, rows: list[dict], pre, target: s
 def final_report(out: Path, cb, summary: dict, cfg: DictConfig) -> dict:
     """Per probe: the measurement report at the last step, plus the curve figure over steps."""
     from vat.callbacks.vat import read_curve
+    from vat.evaluate import robustness_payload
     from vat.probes.base import validity
     from vat.probes.checks import probe_agreement, probe_checks
     from vat.report import make_figures, plot_curve, write_report
-    from vat.report.checks import checks_lines
+    from vat.report.checks import checks_lines, robustness_lines
     from vat.report.markdown import interpretation
 
     rows, _ = read_curve(cb.curve_path)
@@ -442,10 +443,17 @@ def final_report(out: Path, cb, summary: dict, cfg: DictConfig) -> dict:
                                     cb.pre[name], summary["target"])  # fmt: skip
         if stab is not None:
             summary.setdefault("stability", {})[name] = to_jsonable(asdict(stab))
+        rob = (robustness_payload(cb.pre[name], cb.last_post[name], summary["target"], res,
+                                  cfg.metrics) if name in cb.last_post else None)  # fmt: skip
+        if rob is not None:
+            summary.setdefault("robustness", {})[name] = rob["agreement"]
+            (d / "robustness.json").write_text(json.dumps(rob, indent=2, allow_nan=False))
+        extra = (checks_lines({name: checks[name]}) if name in checks else []) + robustness_lines(
+            rob
+        )
         write_report(d, result=res, validity=valid, model=cfg.model.name,
                      probe=name, intervention=f"{cfg.method.name} (step {step})", figures=figs,
-                     post_checks=checks_lines({name: checks[name]}) if name in checks else None,
-                     stability=stab, stability_axis="training step")  # fmt: skip
+                     post_checks=extra, stability=stab, stability_axis="training step")  # fmt: skip
         final[name] = {"step": step, "gain": res.gain, "gain_ci": res.intervals["gain"],
                        "p_gain": res.p_gain, "gnd_l1": res.gnd_l1, "gnd_l1_bc": res.gnd_l1_bc,
                        "gnd_ci": res.intervals["gnd_l1"], "p_drift": res.p_drift,

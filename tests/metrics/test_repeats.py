@@ -109,7 +109,7 @@ def test_net_of_placebo_structure():
     raw_p = np.array([r.net[v].p for v in V[1:]])
     assert all(r.p_holm[v] >= r.net[v].p for v in V[1:]) and max(r.p_holm.values()) <= 1
     assert min(r.p_holm.values()) == pytest.approx(min(1.0, raw_p.min() * 9))
-    gnd = sum(abs(r.net[v].value) for v in V[1:]) / abs(r.gain.value)
+    gnd = np.mean([abs(r.net[v].value) for v in V[1:]]) / abs(r.gain.value)  # mean, as gnd()
     assert r.gnd["raw"] == pytest.approx(gnd)
     assert r.real.n_seeds == 3 and r.placebo.n_seeds == 3
     d = r.to_dict()
@@ -152,7 +152,7 @@ def test_aggregate_over_targets_point_estimates():
     for name, D in arms:
         m = D.mean(axis=1).mean(axis=0)  # per-seed scene means, then over seeds
         t = names.index(name)
-        per.append(np.abs(np.delete(m, t)).sum() / abs(m[t]))
+        per.append(np.abs(np.delete(m, t)).mean() / abs(m[t]))
     assert agg.gnd["raw"] == pytest.approx(np.mean(per))
     assert agg.gnd["lo"] <= agg.gnd["bc"] <= agg.gnd["hi"]
     assert agg.targets == (names[0], names[3], names[7])
@@ -170,10 +170,20 @@ def test_aggregate_gnd_interval_covers_the_true_mean():
     from vat.metrics.repeats import aggregate_over_targets
 
     rng = np.random.default_rng(5)
-    true = 9 * 0.3 / 1.0  # every target: 9 values drifting 0.3 per unit gain
+    true = 0.3 / 1.0  # every target: its 9 other values drift 0.3 per unit gain
     n, cover = 150, 0
     for i in range(n):
         arms = [(V[t], _target_arm(rng, t, X=40)) for t in (0, 4)]
         agg = aggregate_over_targets(arms, V, n_boot=300, n_permutations=50, seed=i)
         cover += agg.gnd["lo"] <= true <= agg.gnd["hi"]
     assert cover / n >= _band(0.95, n)[0]
+
+
+def test_arm_gnd_is_the_single_run_gnd_with_one_seed():
+    from vat.metrics import gnd
+
+    rng = np.random.default_rng(6)
+    D, _ = _arm(rng, 1, 20, 0.0, mu=0.2)
+    D[:, :, 0] += 0.5
+    r = summarize_arm(D, V, "v0", n_boot=200)
+    assert r.gnd["raw"] == pytest.approx(gnd(D[0], 0).l1)

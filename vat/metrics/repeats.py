@@ -25,6 +25,7 @@ correction across the non-target values; the net GND is the GND of the net shift
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -117,10 +118,12 @@ def _studentised(theta_hat, se_hat, theta_b, se_b, ci: float):
 
 
 def _gnd(theta: np.ndarray, t: int) -> np.ndarray:
-    """GND = sum_{v != t} |theta_v| / |theta_t| per row of `theta` (B, V)."""
-    off = np.delete(np.abs(theta), t, axis=-1).sum(-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return off / np.abs(theta[..., t])
+    """GND (L1) = mean_{v != t} |theta_v| / |theta_t| per row of `theta` (B, V), as
+    `vat.metrics.gnd` defines it for one run (values without data left out)."""
+    off = np.delete(np.abs(theta), t, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(off, axis=-1) / np.abs(theta[..., t])
 
 
 def _gnd_estimate(

@@ -60,3 +60,25 @@ def checks_lines(checks: Mapping[str, Mapping[str, Any]],
                   f"{fmt(agreement.get('value_shifts'), 2)}. Near 0: the two probes do not measure "
                   "the same thing on this model.", ""]  # fmt: skip
     return lines
+
+
+def robustness_lines(rob: Mapping[str, Any] | None) -> list[str]:
+    """'Robustness: micro level and Kendall' (``metrics.level=both``), as numbers."""
+    if not rob:
+        return []
+    a = rob["agreement"]
+    return [
+        "## Robustness: micro level and Kendall's tau", "",
+        f"- **56 micro-values** (the target's micro-values merged into one target column, their "
+        f"siblings out of the tax; {a.get('n_values_micro')} other micro-values): gain "
+        f"{fmt(a.get('gain_micro'))} (basic level {fmt(a.get('gain_basic'))}), GND b.-c. "
+        f"{fmt(a.get('gnd_micro'))} (basic {fmt(a.get('gnd_basic'))}); rank correlation of the "
+        f"tau vectors (micro tau averaged per value vs basic tau): "
+        f"{fmt(a.get('tau_rank_corr_basic_micro'), 2)}. Micro nVAT (debiased): "
+        f"{fmt(a.get('nvat_micro'))} over {a.get('n_pairs_nvat_micro')} micro-value pairs with "
+        "enough shared scenes.",
+        f"- **Kendall's tau** for coupling: rank correlation of the Spearman and Kendall R "
+        f"entries {fmt(a.get('R_rank_corr_spearman_kendall'), 2)}; nVAT (debiased) Spearman "
+        f"{fmt(a.get('nvat_spearman'))}, Kendall {fmt(a.get('nvat_kendall'))}.",
+        "",
+    ]  # fmt: skip
