@@ -55,5 +55,5 @@ def test_level_is_checked_at_compose_time(compose_cfg):
     from vat.preflight import ConfigError, check_config
 
     cfg = compose_cfg("train", ["metrics.level=micro56"])
-    with pytest.raises(ConfigError, match="metrics.level=micro56: expected value"):
+    with pytest.raises(ConfigError, match=r"metrics\.level=micro56: expected value"):
         check_config(cfg)
