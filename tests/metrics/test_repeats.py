@@ -187,3 +187,13 @@ def test_arm_gnd_is_the_single_run_gnd_with_one_seed():
     D[:, :, 0] += 0.5
     r = summarize_arm(D, V, "v0", n_boot=200)
     assert r.gnd["raw"] == pytest.approx(gnd(D[0], 0).l1)
+
+
+def test_p_value_and_interval_agree_about_zero():
+    rng = np.random.default_rng(7)
+    for i in range(40):
+        D = rng.lognormal(0, 1, (3, 14, 10)) - np.exp(0.5) + rng.normal(0, 0.3)  # skewed shifts
+        r = summarize_arm(D, V, "v0", n_boot=300, seed=i)
+        for e in r.shift.values():
+            if abs(e.p - 0.05) > 3 / 301:  # away from the border set by B's resolution
+                assert (e.p < 0.05) == (not (e.lo <= 0 <= e.hi)), e

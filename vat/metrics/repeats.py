@@ -95,7 +95,8 @@ class Estimate:
 
 
 def _studentised(theta_hat, se_hat, theta_b, se_b, ci: float):
-    """Bootstrap-t interval and p per column: t* = (theta* - theta_hat) / se*."""
+    """Bootstrap-t interval and p per column: t* = (theta* - theta_hat) / se*; the p-value is
+    the equal-tailed one, so that it and the interval never disagree about 0."""
     alpha = 1 - ci
     with np.errstate(invalid="ignore", divide="ignore"):
         t_b = (theta_b - theta_hat) / se_b
@@ -111,7 +112,10 @@ def _studentised(theta_hat, se_hat, theta_b, se_b, ci: float):
                                 1.0 if theta_hat[j] == 0 else 0.0, 0.0))  # fmt: skip
             continue
         q_lo, q_hi = np.quantile(tb, [alpha / 2, 1 - alpha / 2])
-        p = (1 + np.sum(np.abs(tb) >= abs(t_obs[j]))) / (len(tb) + 1)
+        # equal-tailed, as the interval: p < 1 - ci exactly when the interval excludes 0
+        upper = (1 + np.sum(tb >= t_obs[j])) / (len(tb) + 1)
+        lower = (1 + np.sum(tb <= t_obs[j])) / (len(tb) + 1)
+        p = min(1.0, 2 * min(upper, lower))
         out.append(Estimate(float(theta_hat[j]), float(theta_hat[j] - q_hi * se_hat[j]),
                             float(theta_hat[j] - q_lo * se_hat[j]), float(p), float(se_hat[j])))  # fmt: skip
     return out

@@ -282,7 +282,7 @@ def controls_section(sweep_dir: Path, out: Path, cells: dict[str, dict], meta_of
         "seeds": rep["n_seeds"],
         "gain [CI]": [f"{fmt(r.gain)} {fmt_interval((r.gain_lo, r.gain_hi))}" for r in rep.itertuples()],
         "gain p": [fmt_p(p) for p in rep["p_gain"]],
-        "GND b.-c. [CI]": [f"{fmt(r.gnd_l1_bc)} {fmt_interval((r.gnd_lo, r.gnd_hi))}" for r in rep.itertuples()],
+        "GND b.-c. [CI]": [_gnd_text(r.gnd_l1_bc, r.gnd_lo, r.gnd_hi) for r in rep.itertuples()],
         "SD gain / GND between seeds": [f"{fmt(r.sd_gain_between_seeds)} / {fmt(r.sd_gnd_between_seeds)}"
                                         for r in rep.itertuples()],
     })  # fmt: skip
@@ -298,7 +298,7 @@ def controls_section(sweep_dir: Path, out: Path, cells: dict[str, dict], meta_of
                   *_md(pd.DataFrame({
                       "model": agg["model"], "method": agg["method"], "probe": agg["probe"],
                       "targets": agg["n_targets"],
-                      "mean GND b.-c. [CI]": [f"{fmt(r.gnd_l1_bc)} {fmt_interval((r.gnd_lo, r.gnd_hi))}" for r in agg.itertuples()],
+                      "mean GND b.-c. [CI]": [_gnd_text(r.gnd_l1_bc, r.gnd_lo, r.gnd_hi) for r in agg.itertuples()],
                       "mean GND raw": [fmt(x) for x in agg["gnd_l1"]],
                       "mean nVAT debiased [CI]": [f"{fmt(r.nvat_excess)} {fmt_interval((r.nvat_lo, r.nvat_hi))}" for r in agg.itertuples()],
                       "mean nVAT raw": [fmt(x) for x in agg["nvat_offdiag"]],
@@ -321,11 +321,9 @@ def controls_section(sweep_dir: Path, out: Path, cells: dict[str, dict], meta_of
                          "p (Holm)": fmt_p(e.p) if v == r.target else fmt_p(r.p_holm.get(v)),
                          "": "significant" if (r.p_holm.get(v, e.p if v == r.target else 1) < alpha) else ""})  # fmt: skip
         lines += [*_md(pd.DataFrame(rows)),
-                  f"Net GND (of the net shifts): {fmt(r.gnd['bc'])} "
-                  f"{fmt_interval((r.gnd['lo'], r.gnd['hi']))} (raw {fmt(r.gnd['raw'])}); the "
-                  f"real arm's own: {fmt(r.real.gnd['bc'])} {fmt_interval((r.real.gnd['lo'], r.real.gnd['hi']))}, "
-                  f"the placebo's: {fmt(r.placebo.gnd['bc'])} "
-                  f"{fmt_interval((r.placebo.gnd['lo'], r.placebo.gnd['hi']))}. Data: `net_of_placebo.csv`.", ""]  # fmt: skip
+                  f"Net GND (of the net shifts): {_gnd_text(**r.gnd)}; the real arm's own: "
+                  f"{_gnd_text(**r.real.gnd)}, the placebo's: {_gnd_text(**r.placebo.gnd)}. "
+                  "Data: `net_of_placebo.csv`.", ""]  # fmt: skip
     for a, reg in res["regs"]:
         lines += [f"## Referee's regression: {a['method']} toward {label(a['value'])} "
                   f"({a['probe']} probe, {len(a['runs'])} seed(s))", "", f"`{reg.equation()}`", ""]  # fmt: skip
@@ -344,6 +342,14 @@ def controls_section(sweep_dir: Path, out: Path, cells: dict[str, dict], meta_of
                   f"{n_sig} of {len(t)} values follow the target's per-scene shift at Holm-adjusted "
                   f"p < {alpha:g} after the covariates. Data: `regression.csv`.", ""]  # fmt: skip
     return lines
+
+
+def _gnd_text(bc, lo, hi, raw=None) -> str:
+    """A GND with its interval, or why there is none: a ratio over a gain whose interval covers 0
+    is unbounded, and its point value (raw or bias-corrected) says nothing."""
+    if hi is not None and np.isinf(float(hi)):
+        return "undefined (the gain's interval covers 0)"
+    return f"{fmt(bc)} {fmt_interval((lo, hi))}"
 
 
 def _net_verdict(r, alpha: float) -> str:
