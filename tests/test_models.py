@@ -86,3 +86,12 @@ def test_smollm2_conversion_answers_sensibly():
     answer = tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "Paris" in answer
     assert sum(p.numel() for p in model.parameters()) == pytest.approx(134.5e6, rel=0.01)
+
+
+def test_import_model_class_builds_nothing(tiny_dir):
+    """ZeRO-3 imports the model's classes before `zero.Init` (see `import_model_class`): the class
+    comes back without loading any weights (a meta-device build)."""
+    from vat.models.loading import import_model_class
+
+    cls = import_model_class(ModelSpec(name="tiny", pretrained=str(tiny_dir)))
+    assert cls.__name__ == "LlamaForCausalLM"

@@ -107,6 +107,27 @@ def load_model(spec: ModelSpec, path: str | None = None, *, with_lora: bool = Tr
     return model
 
 
+def import_model_class(spec: ModelSpec) -> type:
+    """Import the model's transformers classes now, before DeepSpeed ZeRO-3's `zero.Init` is entered.
+
+    Inside `zero.Init`, DeepSpeed's `__init_subclass__` hook records each newly defined module
+    class's `__init__` before the class's decorators run. transformers 5.25 decorates
+    `LlamaAttention` with `kernels.use_kernelized_func`, which replaces `__init__` with one that sets
+    `_kernel_funcs`; DeepSpeed's unpatch (what `outside_zero_init` does around LoRA) then restores
+    the undecorated `__init__`, and every model built afterwards (the frozen-copy reference) fails in
+    forward with "no attribute '_kernel_funcs'". A class imported before `zero.Init` is patched and
+    unpatched whole. Builds the model on the meta device: no weights are allocated or read."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    path = resolve_path(spec)
+    config = AutoConfig.from_pretrained(
+        path, revision=spec.revision, trust_remote_code=spec.trust_remote_code
+    )
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=spec.trust_remote_code)
+    return type(model)
+
+
 def apply_lora(model, lora: LoraSpec):
     from peft import LoraConfig, get_peft_model
 

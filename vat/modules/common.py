@@ -13,7 +13,7 @@ import lightning as L
 import torch
 
 from vat.models import as_spec, load_model
-from vat.models.loading import apply_lora
+from vat.models.loading import apply_lora, import_model_class
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +186,11 @@ def check_finite(module, loss: torch.Tensor, batch_idx: int) -> None:
 class PolicyModule(L.LightningModule):
     """The Lightning hooks SFT and DPO share; a subclass defines ``_step(batch, stage)`` and sets
     ``model``, ``optimizer_fn`` and ``scheduler_fn``."""
+
+    def setup(self, stage: str) -> None:
+        # Lightning calls setup before it enters DeepSpeed's zero.Init for `configure_model`.
+        if self.model is None and zero_stage(self) == 3:
+            import_model_class(as_spec(self.model_cfg))
 
     def training_step(self, batch, batch_idx):
         loss = self._step(batch, "train")
