@@ -10,6 +10,7 @@ that cannot work raises `ConfigError` naming the key, the bad value and what is 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -188,6 +189,7 @@ def check_config(cfg: DictConfig) -> None:
         problems.append(f"metrics.level={level}: expected value (the ten basic values) or both "
                         "(also the 56 micro-values and Kendall's tau, at the final point)")  # fmt: skip
     problems += _check_train_data(cfg)
+    problems += _check_anchor(cfg)
     reference = _get(cfg, "method.module.reference")
     if reference == "adapter_disabled" and _get(cfg, "model.lora") in (None, _UNSET):
         problems.append(
@@ -249,6 +251,34 @@ def _check_train_data(cfg) -> list[str]:
     if kind not in allowed:
         return [f"method.train_data={kind}: {target} trains on one of {list(allowed)}"]
     return []
+
+
+def _check_anchor(cfg) -> list[str]:
+    """Tax-aware DPO (`vat.anchor`): anchor pairs and an anchor penalty come together."""
+    k = _get(cfg, "method.anchor_per_pair")
+    fn = _get(cfg, "method.module.anchor")
+    weight = _get(cfg, "method.module.anchor_weight")
+    has_k = k not in (None, _UNSET, 0)
+    has_fn = fn not in (None, _UNSET)
+    out = []
+    if has_k and (isinstance(k, bool) or not isinstance(k, int) or k < 0):
+        out.append(f"method.anchor_per_pair={_show(k)}: expected an integer >= 0 (anchor pairs "
+                   "per target pair)")  # fmt: skip
+    elif has_k and _get(cfg, "method.module") in (None, _UNSET):
+        out.append(f"method.anchor_per_pair={k}: only a training method (DPO) takes anchor pairs")
+    elif has_k and not has_fn:
+        out.append(f"method.anchor_per_pair={k} with method.module.anchor=null: the anchor pairs "
+                   "would be scored and ignored; set method.module.anchor (method=dpo_anchored) or "
+                   "method.anchor_per_pair=0")  # fmt: skip
+    if has_fn and not has_k:
+        out.append("method.module.anchor is set but method.anchor_per_pair is 0: no anchor pairs "
+                   "to hold; set method.anchor_per_pair=1 (or more)")  # fmt: skip
+    if weight not in (None, _UNSET) and not (
+        isinstance(weight, int | float) and not isinstance(weight, bool) and weight >= 0
+        and math.isfinite(weight)):  # fmt: skip
+        out.append(f"method.module.anchor_weight={_show(weight)}: expected a finite number >= 0 "
+                   "(lambda)")  # fmt: skip
+    return out
 
 
 # Environment variables whose values are credentials (W&B, Hugging Face, cloud keys, ...).

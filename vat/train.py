@@ -73,11 +73,15 @@ def train(cfg: DictConfig) -> dict:
                      "train_data": train_data_kind(cfg.method), "register": items.register().to_dict()}  # fmt: skip
     if getattr(dataset, "swapped", None) and any(dataset.swapped):
         summary["placebo_swapped"] = int(sum(dataset.swapped))
+    if getattr(dataset, "anchor_examples", None):
+        summary["anchor"] = {"pairs": len(dataset.anchor_examples),
+                             "weight": float(module.anchor_weight),
+                             "values": sorted({V.BASIC_VALUES[e["value"]] for e in dataset.anchor_examples})}  # fmt: skip
     if is_dpo:
         ref = reference_logps(
             cfg, dataset, collate, average=module.average_logps, share_prompt=module.share_prompt
         )
-        gap = value_gap(ref)
+        gap = value_gap(ref[: len(dataset)])  # the target's pairs (anchors follow them)
         summary["value_gap"] = gap
         (out / "value_gap.json").write_text(json.dumps(gap, indent=2))
         if module.reference == "precomputed":
@@ -162,9 +166,10 @@ def training_data(cfg: DictConfig, items, target: str, tokenizer):
     epoch-shuffled loader. A placebo's draw is seeded by the run's ``seed``."""
     prompt = TrainPrompt(**cfg.prompt)
     is_dpo = is_preference(cfg.method)
+    extra = {"anchor_per_pair": int(cfg.method.get("anchor_per_pair") or 0)} if is_dpo else {}
     dataset = (PreferenceDataset if is_dpo else SFTDataset)(
         items, target, tokenizer, prompt, train_data=train_data_kind(cfg.method),
-        placebo_seed=int(cfg.seed),
+        placebo_seed=int(cfg.seed), **extra,
     )  # fmt: skip
     collate = (PreferenceCollator if is_dpo else SFTCollator)(pad_token_id=tokenizer.pad_token_id)
     return dataset, collate, training_loader(cfg, dataset, collate)
@@ -271,12 +276,14 @@ def accumulation_steps(global_size: int, micro_size: int, world_size: int) -> in
 def reference_logps(
     cfg: DictConfig, dataset, collate, average: bool, share_prompt: bool = True
 ) -> torch.Tensor:
-    """(N, 2) reference log-probs (chosen, rejected) of every training pair, by dataset index.
+    """(N, 2) reference log-probs (chosen, rejected) of every training pair, by dataset index
+    (tax-aware DPO: the anchor pairs too, after the target's).
 
     The base model (no adapters) is the reference. Computed once and cached on disk, keyed by
     model, training pairs and prompt template, so later runs and sweep cells reuse it.
     """
-    pairs = [(ex["chosen_input_ids"], ex["rejected_input_ids"]) for ex in dataset.examples]
+    scored = getattr(dataset, "scored_examples", dataset.examples)  # target pairs, then anchors
+    pairs = [(ex["chosen_input_ids"], ex["rejected_input_ids"]) for ex in scored]
     key = fingerprint(model_key(cfg.model), pairs, average)
     target = cache_dir() / "reference" / key
     with build_once(target) as tmp:  # atomic, once per key even with several processes
@@ -285,7 +292,7 @@ def reference_logps(
         else:
             model = load_model(as_spec(cfg.model), with_lora=False)
             ref = compute_reference_logps(
-                model, dataset, collate, cfg.batch.micro_size, average, share_prompt
+                model, scored, collate, cfg.batch.micro_size, average, share_prompt
             )
             torch.save(ref, tmp / "ref.pt")
     return torch.load(target / "ref.pt", weights_only=True)

@@ -135,6 +135,14 @@ BAD_VALUES = [
      ["probes is empty", "+probe@probes.likelihood=likelihood"]),
     ("evaluate", ["model.build=null", "model.pretrained=null"],
      ["model.pretrained=null and model.build=null"]),
+    ("train", ["method=dpo_anchored", "method.anchor_per_pair=0"],
+     ["method.module.anchor is set but method.anchor_per_pair is 0"]),
+    ("train", ["method=dpo_anchored", "method.module.anchor=null"],
+     ["method.anchor_per_pair=1 with method.module.anchor=null", "method=dpo_anchored"]),
+    ("train", ["method=dpo_anchored", "method.module.anchor_weight=-1"],
+     ["method.module.anchor_weight=-1", "finite number >= 0"]),
+    ("train", ["method=dpo_anchored", "method.anchor_per_pair=-2"],
+     ["method.anchor_per_pair=-2", "integer >= 0"]),
 ]  # fmt: skip
 
 

@@ -92,17 +92,25 @@ def shuffled_pairs(
     return [(r, c) if s else (c, r) for (c, r), s in zip(pairs, flags, strict=True)], flags
 
 
-def mixed_pairs(items: ItemSet, n: int, seed: int) -> list[tuple[Item, Item]]:
-    """`n` train pairs drawn evenly from every value (round robin over seeded per-value orders)."""
-    rng = random.Random(f"mixed-{seed}")
+def mixed_pairs(
+    items: ItemSet, n: int, seed: int, exclude: tuple[str, ...] = (), kind: str = "mixed"
+) -> list[tuple[Item, Item]]:
+    """`n` train pairs drawn evenly from every value (round robin over seeded per-value orders).
+
+    ``exclude`` leaves values out (the anchor pairs of tax-aware DPO: every value but the target,
+    `vat.anchor`); ``kind`` names the draw in the seed and in errors, so that the placebo's and the
+    anchors' draws are independent."""
+    rng = random.Random(f"{kind}-{seed}")
     pools = []
     for v in items.values():
+        if v in exclude:
+            continue
         pool = items.train(v).pairs()
         rng.shuffle(pool)
         if pool:
             pools.append(pool)
     if not pools:
-        raise ValueError("train_data=mixed: the train split has no (express, suppress) pairs")
+        raise ValueError(f"{kind} pairs: the train split has no (express, suppress) pairs")
     rng.shuffle(pools)  # which values give the extra pair when n is not a multiple of 10
     out, k = [], 0
     while len(out) < n:
@@ -111,7 +119,7 @@ def mixed_pairs(items: ItemSet, n: int, seed: int) -> list[tuple[Item, Item]]:
             out.append(pool[k // len(pools)])
         k += 1
         if k > n * len(pools) + sum(map(len, pools)):
-            raise ValueError(f"train_data=mixed: the train split has fewer than {n} pairs")
+            raise ValueError(f"{kind} pairs: the train split has fewer than {n} pairs")
     return out
 
 

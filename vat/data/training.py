@@ -294,10 +294,17 @@ class PreferenceDataset(Dataset):
 
     ``train_data`` selects a placebo (`vat.data.placebo`): ``"shuffled"`` swaps chosen and rejected
     in a seeded half of the target's pairs, ``"mixed"`` takes as many pairs evenly from all values.
+
+    ``anchor_per_pair = k > 0`` (tax-aware DPO, `vat.anchor`) adds ``k x N`` anchor pairs: train
+    pairs of the nine other values, drawn evenly (seeded by ``placebo_seed``). They follow the
+    target examples in `scored_examples` (``index`` N.., so their reference log-probs are
+    precomputed and cached with the target's) and each target example carries its k anchors
+    (``anchors``: anchor j goes with example ``j mod N``); the collator appends them to the batch.
     """
 
     def __init__(self, items: ItemSet, target: str, tokenizer, prompt: TrainPrompt | None = None,
-                 train_data: str = "target", placebo_seed: int = 0):  # fmt: skip
+                 train_data: str = "target", placebo_seed: int = 0,
+                 anchor_per_pair: int = 0):  # fmt: skip
         _check_kind(train_data, placebo.PREFERENCE_KINDS, "preference")
         self.prompt = prompt or TrainPrompt()
         self.target = V.normalize_value(target)
@@ -313,33 +320,57 @@ class PreferenceDataset(Dataset):
             self.pairs, self.swapped = placebo.shuffled_pairs(self.pairs, placebo_seed)
         elif train_data == "mixed":
             self.pairs = placebo.mixed_pairs(items, len(self.pairs), placebo_seed)
-        self.examples: list[dict] = []
+        if not (isinstance(anchor_per_pair, int) and anchor_per_pair >= 0):
+            raise ValueError(
+                f"method.anchor_per_pair must be an integer >= 0, got {anchor_per_pair!r}"
+            )
+        n = len(self.pairs)
+        self.anchor_pairs: list[tuple[Item, Item]] = (
+            placebo.mixed_pairs(items, anchor_per_pair * n, placebo_seed, exclude=(self.target,),
+                                kind="anchor") if anchor_per_pair else [])  # fmt: skip
+        self.examples = self._encode(tokenizer, self.pairs, 0)
+        self.anchor_examples = self._encode(tokenizer, self.anchor_pairs, n)
+        self._anchors_of: list[list[dict]] = [[] for _ in range(n)]
+        for j, a in enumerate(self.anchor_examples):
+            self._anchors_of[j % n].append(a)
+
+    def _encode(self, tokenizer, pairs: list[tuple[Item, Item]], start: int) -> list[dict]:
+        out: list[dict] = []
         seen: dict[str, int] = {}
         n_cut = 0
-        for i, (c, r) in enumerate(self.pairs):
+        for i, (c, r) in enumerate(pairs):
             p, cr, rr, cut = self.prompt._encode_preference(tokenizer, c, r)
             n_cut += cut
             key = f"{c.scene_id}/{c.micro_value}"
             k = seen.get(key, 0)
             seen[key] = k + 1
-            self.examples.append(
+            out.append(
                 {
                     "chosen_input_ids": p + cr,
                     "chosen_labels": _labels(p, cr),
                     "rejected_input_ids": p + rr,
                     "rejected_labels": _labels(p, rr),
                     "id": key if k == 0 else f"{key}#{k}",
-                    "index": i,
+                    "index": start + i,
                     "chosen_id": c.id,
                     "rejected_id": r.id,
+                    "value": V.BASIC_VALUES.index(V.normalize_value(c.value)),
                 }
             )
-        _warn_truncated("preference", n_cut, len(self.pairs), self.prompt.max_length)
+        _warn_truncated("preference", n_cut, len(pairs), self.prompt.max_length)
+        return out
+
+    @property
+    def scored_examples(self) -> list[dict]:
+        """Every pair the training step scores: the target's, then the anchors (by ``index``)."""
+        return self.examples + self.anchor_examples
 
     def __len__(self) -> int:
         return len(self.examples)
 
     def __getitem__(self, i: int) -> dict:
+        if self.anchor_examples:
+            return {**self.examples[i], "anchors": self._anchors_of[i]}
         return self.examples[i]
 
     @property
@@ -417,12 +448,19 @@ class PreferenceCollator(_Collator):
     """
 
     def __call__(self, examples: Sequence[dict]) -> dict[str, torch.Tensor]:
+        anchored = any("anchors" in e for e in examples)
+        if anchored:  # tax-aware DPO: each example's anchor pairs follow the target pairs
+            n_target = len(examples)
+            examples = [*examples, *(a for e in examples for a in e.get("anchors", ()))]
         seqs = [e["chosen_input_ids"] for e in examples] + [
             e["rejected_input_ids"] for e in examples
         ]
         labels = [e["chosen_labels"] for e in examples] + [e["rejected_labels"] for e in examples]
         out = _pad_right(seqs, labels, self.pad_token_id, self.pad_to_multiple_of)
         out["index"] = torch.tensor([e["index"] for e in examples], dtype=torch.long)
+        if anchored:
+            out["is_anchor"] = torch.arange(len(examples)) >= n_target
+            out["pair_value"] = torch.tensor([e["value"] for e in examples], dtype=torch.long)
         out.update(pack_pairs(examples, self.pad_token_id, self.pad_to_multiple_of))
         return out
 

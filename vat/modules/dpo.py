@@ -12,6 +12,10 @@ The reference policy sits behind one switch, ``reference``:
 - ``precomputed``: reference log-probs computed once before training (cached on disk, keyed by
   model + data + prompt template) and looked up by example index: no reference forward at all;
 - ``frozen_copy``: a second copy of the base model, eval mode, no gradients.
+
+Tax-aware DPO (``method=dpo_anchored``): the batch also holds anchor pairs of the other values
+(``is_anchor``); the loss is DPO on the target pairs plus ``anchor_weight`` x the ``anchor``
+penalty on the anchors' margin shifts (`vat.anchor`), from the same forward.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 import torch
 
+from vat.anchor import anchored_loss
 from vat.losses import preference_metrics, preference_plus_sft, sequence_logps
 from vat.models import as_spec, load_model
 from vat.modules.common import (
@@ -50,12 +55,14 @@ class DPOModule(PolicyModule):
         average_logps: bool = False,
         sft_weight: float = 0.0,
         share_prompt: bool = True,
+        anchor: Callable | None = None,
+        anchor_weight: float = 0.0,
     ):
         super().__init__()
         model = plain(model)  # checkpoints hold builtins only (weights_only loading)
         if reference not in REFERENCES:
             raise ValueError(f"method.reference must be one of {REFERENCES}, got {reference!r}")
-        self.save_hyperparameters(ignore=["loss", "optimizer", "scheduler"])
+        self.save_hyperparameters(ignore=["loss", "optimizer", "scheduler", "anchor"])
         self.model_cfg = model
         self.loss_fn = loss
         self.optimizer_fn = optimizer
@@ -64,6 +71,10 @@ class DPOModule(PolicyModule):
         self.average_logps = average_logps  # IPO and SimPO use per-token mean log-probs
         self.sft_weight = sft_weight
         self.share_prompt = share_prompt  # one pass over prompt + chosen + rejected: pair_logps
+        # tax-aware DPO (`vat.anchor`): a penalty on the anchor pairs' margin shifts, weight lambda
+        anchored_loss(torch.zeros(()), None, anchor_weight)  # validates lambda now
+        self.anchor_fn = anchor
+        self.anchor_weight = anchor_weight
         self.model = None
         self.ref_model = None
         self.hf_zero3 = None
@@ -124,13 +135,27 @@ class DPOModule(PolicyModule):
     def _step(self, batch, stage: str):
         pc, pr, nll = self.concatenated_logps(self.model, batch)
         rc, rr = self.reference_concatenated(batch)
+        anchor = None
+        if "is_anchor" in batch:  # tax-aware DPO: the anchor pairs follow the target pairs
+            a = batch["is_anchor"]
+            if self.anchor_fn is None:
+                raise RuntimeError("the batch holds anchor pairs but method.module.anchor is null")
+            anchor = self.anchor_fn(pc[a], pr[a], rc[a], rr[a], values=batch["pair_value"][a])
+            t = ~a
+            pc, pr, rc, rr, nll = pc[t], pr[t], rc[t], rr[t], nll[t]
         out = self.loss_fn(pc, pr, rc, rr)
-        loss = preference_plus_sft(out, nll, self.sft_weight)
+        loss = anchored_loss(preference_plus_sft(out, nll, self.sft_weight), anchor,
+                             self.anchor_weight)  # fmt: skip
         on_step = stage == "train"
         self.log(f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=not on_step)
         metrics = {
             f"{stage}/{k}" if stage != "train" else k: v for k, v in preference_metrics(out).items()
         }
+        if anchor is not None and anchor.shifts.numel():
+            name = "anchor" if on_step else f"{stage}/anchor"
+            metrics.update({f"{name}/penalty": anchor.penalty.detach(),
+                            f"{name}/shift_mean": anchor.shifts.mean(),
+                            f"{name}/shift_abs": anchor.shifts.abs().mean()})  # fmt: skip
         metrics.update({f"logps/chosen{'' if on_step else '_' + stage}": pc.detach().mean(),
                         f"logps/rejected{'' if on_step else '_' + stage}": pr.detach().mean()})  # fmt: skip
         self.log_dict(metrics, on_step=on_step, on_epoch=not on_step)
