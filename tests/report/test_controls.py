@@ -78,17 +78,27 @@ def _fake_cells(
     rng = np.random.default_rng(0)
     scene_effect = {s: rng.normal(0, 0.1) for s in units.scene_id.unique()}
     for method in methods:
+        lam = None
+        if isinstance(method, tuple):  # ("dpo_anchored", lambda): common shift 0.05, not 0.2
+            method, lam = method
         for seed in seeds:
-            d = sweep / f"method={method},seed={seed},value={target}"
+            name = f"+arm=l{lam:g}" if lam is not None else f"method={method}"
+            d = sweep / f"{name},seed={seed},value={target}"
             (d / "states").mkdir(parents=True)
+            m = {"name": method, "control_of": "dpo" if method == "dpo_placebo" else None}
+            if lam is not None:
+                m.update({"anchor_per_pair": 1, "module": {"anchor_weight": lam,
+                          "anchor": {"_target_": "vat.anchor.pair_anchor"}}})  # fmt: skip
             OmegaConf.save(OmegaConf.create({
-                "model": {"name": "m"}, "value": {"name": target}, "seed": seed,
-                "method": {"name": method, "control_of": "dpo" if method != "dpo" else None},
+                "model": {"name": "m"}, "value": {"name": target}, "seed": seed, "method": m,
                 "data": {"_target_": "vat.data.load_items", "source": "bundled"},
             }), d / "config.yaml")  # fmt: skip
             (d / "status.json").write_text(json.dumps({"status": "done"}))
             pre = units.assign(score=rng.normal(0, 0.2, len(units)))
-            move = 0.2 + rng.normal(0, 0.02) + units.scene_id.map(scene_effect)
+            common = 0.2 if lam is None else 0.05
+            move = common + rng.normal(0, 0.02) + units.scene_id.map(scene_effect)
+            if lam is not None:
+                move = move + (0.3 + 0.15) * (units.value == "benevolence")
             if method == "dpo":
                 move = (
                     move
@@ -143,3 +153,29 @@ def test_aggregate_over_targets_in_the_report(tmp_path):
     assert agg["targets"].iloc[0] == "benevolence,tradition"
     assert agg["gnd_lo"].iloc[0] <= agg["gnd_l1_bc"].iloc[0] <= agg["gnd_hi"].iloc[0]
     assert "## Aggregate tax over targets" in "\n".join(lines)
+
+
+def test_frontier_reports_anchoring_that_lowers_the_tax_at_the_same_gain(tmp_path):
+    """Plain DPO moves every value by 0.2 and the target by 0.5; anchored (lambda = 3) moves the
+    others by 0.05 and the target by 0.5: the off-target shift falls by 0.15, significantly, at a
+    gain within plain DPO's interval; the placebo is a row of its own."""
+    from vat.report.controls import controls_section
+    from vat.report.sweep import _meta
+
+    _fake_cells(tmp_path, 0.0, methods=("dpo", "dpo_placebo", ("dpo_anchored", 3.0)))
+    cells = {d.name: {"status": "done", "overrides": d.name.split(",")}
+             for d in tmp_path.iterdir()}  # fmt: skip
+    out = tmp_path / "report"
+    out.mkdir()
+    text = "\n".join(controls_section(tmp_path, out, cells, _meta, n_boot=400))
+    f = pd.read_csv(out / "frontier.csv").set_index("arm")
+    assert list(f.index) == ["plain DPO", "anchored (pair_anchor), lambda = 3", "placebo"]
+    anch = f.loc["anchored (pair_anchor), lambda = 3"]
+    assert anch["d_off"] == pytest.approx(-0.15, abs=0.05) and anch["p_d_off"] < 0.05
+    assert anch["d_gain"] == pytest.approx(0.0, abs=0.05)
+    assert f.loc["plain DPO", "gnd_l1_bc"] == pytest.approx(0.4, abs=0.05)
+    assert anch["gnd_l1_bc"] < 0.5 * f.loc["plain DPO", "gnd_l1_bc"]
+    assert "lowered the off-target shift" in text and "within plain DPO's interval" in text
+    assert (out / "frontier_benevolence_likelihood.png").is_file()
+    # the placebo still pairs with plain DPO (the +arm= override does not split them)
+    assert pd.read_csv(out / "net_of_placebo.csv")["method"].eq("dpo").all()

@@ -339,8 +339,7 @@ def aggregate_over_targets(
     resamples the scenes only, shifting each target's nvat^2 by its resampled spread as a single
     run's interval does (`vat.metrics.nulls.nvat_interval`).
     """
-    from vat.metrics.coupling import _coupling_weighted, _nvat_offdiag_batch, coupling
-    from vat.metrics.nulls import coupling_null, debias_nvat
+    from vat.metrics.frontier import arm_nvat
 
     if len(arms) < 2:
         raise ValueError(f"an aggregate over targets needs at least 2 targets, got {len(arms)}")
@@ -359,16 +358,11 @@ def aggregate_over_targets(
         thb, *_ = _arm_moments(D, w, u)
         g_hat.append(float(_gnd(th[0][None], t)[0]))
         g_b.append(_gnd(thb, t))
-        Dm = np.nanmean(D, axis=0)
-        R = coupling(Dm, method="spearman", min_overlap=min_overlap)
-        nv = float(_nvat_offdiag_batch(R))
-        null = coupling_null(Dm, R, method="spearman", min_overlap=min_overlap,
-                             n_permutations=n_permutations, seed=seed)  # fmt: skip
-        centre = nv * nv - null.nvat_offdiag_null_sq
-        res = _nvat_offdiag_batch(_coupling_weighted(Dm, w, "spearman", min_overlap)) ** 2
-        raw_nv.append(nv)
-        nv_hat.append(debias_nvat(nv, null.nvat_offdiag_null_sq))
-        nv_b.append(np.sqrt(np.maximum(0.0, centre + res - np.nanmean(res))))
+        nv = arm_nvat(D, values, n_permutations=n_permutations, ci=ci, min_overlap=min_overlap,
+                      seed=seed, w=w)  # fmt: skip
+        raw_nv.append(nv["raw"])
+        nv_hat.append(nv["value"])
+        nv_b.append(nv["boot"])
     targets = tuple(t for t, _ in arms)
     g_b = np.nanmean(np.stack(g_b), axis=0) if np.isfinite(g_hat).all() else np.full(n_boot, np.nan)
     raw = float(np.mean(g_hat))

@@ -12,6 +12,8 @@ matrices D[seed, scene, value] and reports (`vat.metrics.repeats`):
   the real shift, the placebo shift and the net shift with intervals and Holm-adjusted p;
 - ``over_targets.csv``: per model x method x probe with two or more targets, the mean GND and
   mean debiased nVAT over the targets (joint-scene intervals, `aggregate_over_targets`);
+- ``frontier.csv``: tax-aware DPO (`vat.anchor`) against plain DPO: per arm gain, GND, nVAT, and
+  the anchored-minus-plain differences (`vat.report.frontier`), with the gain-vs-GND figure;
 - ``regression.csv``: the referee's regression (`vat.metrics.regression`) per real arm, pooled over
   its seeds, with length, negation and (when a judgment probe ran) option-mass covariates.
 
@@ -34,7 +36,8 @@ from omegaconf import OmegaConf
 from vat.metrics.regression import referee_regression, register_covariates
 from vat.metrics.repeats import aggregate_over_targets, net_of_placebo, stack_runs, summarize_arm
 from vat.probes.base import ProbeResult
-from vat.report.markdown import fmt, fmt_interval, fmt_p, label
+from vat.report.frontier import frontier_section
+from vat.report.markdown import fmt, fmt_gnd, fmt_interval, fmt_p, label
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +100,25 @@ def _control_of(cfg) -> str | None:
     return None
 
 
-def _arm_key(meta: dict, overrides: list[str]) -> tuple:
-    rest = tuple(sorted(o for o in overrides if not o.startswith(
-        ("seed=", "method=", "value=", "model=", "intervention=", "intervention.placebo="))))  # fmt: skip
-    return (meta["model"], meta["value"], meta["method"], rest)
+def anchor_setting(cfg) -> tuple[float, str | None]:
+    """(lambda, anchor penalty name) of a cell's method: (0, None) for anything but tax-aware DPO."""
+    if not OmegaConf.select(cfg, "method.anchor_per_pair", default=0):
+        return 0.0, None
+    fn = str(OmegaConf.select(cfg, "method.module.anchor._target_", default="") or "")
+    return float(OmegaConf.select(cfg, "method.module.anchor_weight", default=0.0)), fn.rsplit(
+        ".", 1
+    )[-1]
+
+
+def _arm_key(meta: dict, overrides: list[str], cfg=None) -> tuple:
+    # ``+arm=`` (experiment=tax_aware) picks a method and its settings: the arm is named by those,
+    # so that a placebo arm pairs with its real one and two lambdas stay apart.
+    rest = [o for o in overrides if not o.startswith(("seed=", "method=", "value=", "model=",
+            "intervention=", "intervention.placebo=", "+arm=", "arm="))]  # fmt: skip
+    lam, fn = anchor_setting(cfg) if cfg is not None else (0.0, None)
+    if fn is not None and not any(o.startswith("method.module.anchor_weight=") for o in rest):
+        rest.append(f"lambda={lam:g}")
+    return (meta["model"], meta["value"], meta["method"], tuple(sorted(rest)))
 
 
 _ITEMS: dict[str, Any] = {}
@@ -135,10 +153,11 @@ def collect_arms(sweep_dir: Path, cells: dict[str, dict], meta_of) -> list[dict]
         for probe, (pre_dir, post_dir) in states.items():
             pre, post = ProbeResult.load(pre_dir), ProbeResult.load(post_dir)
             scenes, values, D = shift_matrix(pre, post)
-            key = (*_arm_key(meta, c.get("overrides") or []), probe)
+            key = (*_arm_key(meta, c.get("overrides") or [], cfg), probe)
             g = groups.setdefault(key, {"model": meta["model"], "value": meta["value"],
                                         "method": meta["method"], "probe": probe, "settings": key[3],
                                         "control_of": _control_of(cfg),
+                                        "anchor": anchor_setting(cfg),
                                         "runs": [], "mass": [], "seeds": [], "cells": [], "cfg": cfg})  # fmt: skip
             g["runs"].append((scenes, values, D))
             g["mass"].append(None if mass is None else _mass_change(*mass, scenes, values))
@@ -282,7 +301,7 @@ def controls_section(sweep_dir: Path, out: Path, cells: dict[str, dict], meta_of
         "seeds": rep["n_seeds"],
         "gain [CI]": [f"{fmt(r.gain)} {fmt_interval((r.gain_lo, r.gain_hi))}" for r in rep.itertuples()],
         "gain p": [fmt_p(p) for p in rep["p_gain"]],
-        "GND b.-c. [CI]": [_gnd_text(r.gnd_l1_bc, r.gnd_lo, r.gnd_hi) for r in rep.itertuples()],
+        "GND b.-c. [CI]": [fmt_gnd(r.gnd_l1_bc, r.gnd_lo, r.gnd_hi) for r in rep.itertuples()],
         "SD gain / GND between seeds": [f"{fmt(r.sd_gain_between_seeds)} / {fmt(r.sd_gnd_between_seeds)}"
                                         for r in rep.itertuples()],
     })  # fmt: skip
@@ -298,7 +317,7 @@ def controls_section(sweep_dir: Path, out: Path, cells: dict[str, dict], meta_of
                   *_md(pd.DataFrame({
                       "model": agg["model"], "method": agg["method"], "probe": agg["probe"],
                       "targets": agg["n_targets"],
-                      "mean GND b.-c. [CI]": [_gnd_text(r.gnd_l1_bc, r.gnd_lo, r.gnd_hi) for r in agg.itertuples()],
+                      "mean GND b.-c. [CI]": [fmt_gnd(r.gnd_l1_bc, r.gnd_lo, r.gnd_hi) for r in agg.itertuples()],
                       "mean GND raw": [fmt(x) for x in agg["gnd_l1"]],
                       "mean nVAT debiased [CI]": [f"{fmt(r.nvat_excess)} {fmt_interval((r.nvat_lo, r.nvat_hi))}" for r in agg.itertuples()],
                       "mean nVAT raw": [fmt(x) for x in agg["nvat_offdiag"]],
@@ -321,9 +340,10 @@ def controls_section(sweep_dir: Path, out: Path, cells: dict[str, dict], meta_of
                          "p (Holm)": fmt_p(e.p) if v == r.target else fmt_p(r.p_holm.get(v)),
                          "": "significant" if (r.p_holm.get(v, e.p if v == r.target else 1) < alpha) else ""})  # fmt: skip
         lines += [*_md(pd.DataFrame(rows)),
-                  f"Net GND (of the net shifts): {_gnd_text(**r.gnd)}; the real arm's own: "
-                  f"{_gnd_text(**r.real.gnd)}, the placebo's: {_gnd_text(**r.placebo.gnd)}. "
+                  f"Net GND (of the net shifts): {fmt_gnd(**r.gnd)}; the real arm's own: "
+                  f"{fmt_gnd(**r.real.gnd)}, the placebo's: {fmt_gnd(**r.placebo.gnd)}. "
                   "Data: `net_of_placebo.csv`.", ""]  # fmt: skip
+    lines += frontier_section(arms, out, ci=ci, n_boot=n_boot)
     for a, reg in res["regs"]:
         lines += [f"## Referee's regression: {a['method']} toward {label(a['value'])} "
                   f"({a['probe']} probe, {len(a['runs'])} seed(s))", "", f"`{reg.equation()}`", ""]  # fmt: skip
@@ -342,14 +362,6 @@ def controls_section(sweep_dir: Path, out: Path, cells: dict[str, dict], meta_of
                   f"{n_sig} of {len(t)} values follow the target's per-scene shift at Holm-adjusted "
                   f"p < {alpha:g} after the covariates. Data: `regression.csv`.", ""]  # fmt: skip
     return lines
-
-
-def _gnd_text(bc, lo, hi, raw=None) -> str:
-    """A GND with its interval, or why there is none: a ratio over a gain whose interval covers 0
-    is unbounded, and its point value (raw or bias-corrected) says nothing."""
-    if hi is not None and np.isinf(float(hi)):
-        return "undefined (the gain's interval covers 0)"
-    return f"{fmt(bc)} {fmt_interval((lo, hi))}"
 
 
 def _net_verdict(r, alpha: float) -> str:

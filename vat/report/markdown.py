@@ -139,6 +139,14 @@ def _est(x: Any, pair: Any, ratio: bool = False) -> str:
     return fmt(x) if ci == NA else f"{fmt(x)} {ci}"
 
 
+def fmt_gnd(bc: Any, lo: Any, hi: Any, raw: Any = None) -> str:
+    """A GND with its interval, or why there is none: a ratio over a gain whose interval covers 0
+    is unbounded, and its point value (raw or bias-corrected) says nothing."""
+    if hi is not None and math.isinf(float(hi)):
+        return "undefined (the gain's interval covers 0)"
+    return f"{fmt(bc)} {fmt_interval((lo, hi))}"
+
+
 def fmt_p(p: Any) -> str:
     """A p-value to 3 decimals, with ``<0.001`` instead of a misleading ``0.000``."""
     if not _finite(p):

@@ -1,0 +1,141 @@
+"""The sweep report's tax-aware section: did anchoring (`vat.anchor`) lower the tax, and at what gain?
+
+For every (model, target, probe) with a plain DPO arm and at least one tax-aware arm (``method.
+anchor_per_pair`` > 0), over their seeds (`vat.metrics.repeats`): one row per arm (plain = lambda 0,
+each lambda, and the DPO placebo when it ran) with gain, bias-corrected GND and null-corrected nVAT;
+one row per anchored arm against plain (`vat.metrics.frontier.tax_difference`): the change of gain,
+of the mean off-target |shift| and of GND, with intervals and p. The figure is the gain-vs-GND
+frontier, one point per lambda with intervals on both axes (`plot_gain_vs_tax`). Data:
+``frontier.csv``. The verdict is stated only as the intervals allow: "lowered the tax" needs the
+off-target shift's decrease to be significant, "at a gain within plain DPO's interval" needs the
+anchored gain inside the plain arm's gain interval.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vat.metrics.frontier import arm_nvat, tax_difference
+from vat.report.figures import plot_gain_vs_tax
+from vat.report.markdown import _md_table, fmt, fmt_gnd, fmt_interval, fmt_p, label
+
+
+def _groups(arms: list[dict]) -> dict[tuple, dict]:
+    out: dict[tuple, dict] = {}
+    for a in arms:
+        g = out.setdefault((a["model"], a["value"], a["probe"]),
+                           {"plain": None, "anchored": [], "placebo": None})  # fmt: skip
+        _, fn = a.get("anchor", (0.0, None))
+        if fn is not None:
+            g["anchored"].append(a)
+        elif a["control_of"] == "dpo" and a["method"] == "dpo_placebo":
+            g["placebo"] = a
+        elif a["method"] == "dpo" and not a["control_of"]:
+            g["plain"] = a
+    return {k: g for k, g in out.items() if g["plain"] is not None and g["anchored"]}
+
+
+def _paired(a: dict, b: dict) -> tuple[np.ndarray, np.ndarray]:
+    shared = [s for s in a["scenes"] if s in set(b["scenes"])]
+    return (a["D"][:, [a["scenes"].index(s) for s in shared]],
+            b["D"][:, [b["scenes"].index(s) for s in shared]])  # fmt: skip
+
+
+def frontier_section(
+    arms: list[dict], out: Path, ci: float = 0.95, n_boot: int = 2000
+) -> list[str]:
+    """Write ``frontier.csv`` and the frontier figures into `out`; the report's Markdown lines.
+    `arms` come from `vat.report.controls.analyse` (each with its stacked D and summary)."""
+    alpha = 1 - ci
+    lines: list[str] = []
+    rows: list[dict] = []
+    for (model, target, probe), g in _groups(arms).items():
+        ordered = [g["plain"], *sorted(g["anchored"], key=lambda a: a["anchor"][0])]
+        if g["placebo"] is not None:
+            ordered.append(g["placebo"])
+        points, body = [], []
+        for a in ordered:
+            s = a["summary"]
+            nv = arm_nvat(a["D"], a["values"], n_boot=n_boot, ci=ci)
+            lam, fn = a["anchor"]
+            name = ("placebo" if a is g["placebo"] else "plain DPO" if a is g["plain"]
+                    else f"anchored ({fn}), lambda = {lam:g}")  # fmt: skip
+            row = {"model": model, "target": target, "probe": probe, "arm": name,
+                   "method": a["method"], "lambda": lam, "anchor": fn, "n_seeds": s.n_seeds,
+                   "gain": s.gain.value, "gain_lo": s.gain.lo, "gain_hi": s.gain.hi,
+                   "p_gain": s.gain.p, "gnd_l1_bc": s.gnd["bc"], "gnd_lo": s.gnd["lo"],
+                   "gnd_hi": s.gnd["hi"], "nvat_excess": nv["value"], "nvat_lo": nv["lo"],
+                   "nvat_hi": nv["hi"], "nvat_offdiag": nv["raw"]}  # fmt: skip
+            if a in g["anchored"]:
+                d = tax_difference(*_paired(a, g["plain"]), a["values"], target,
+                                   n_boot=n_boot, ci=ci)  # fmt: skip
+                row.update({"d_gain": d.gain.value, "d_gain_lo": d.gain.lo,
+                            "d_gain_hi": d.gain.hi, "p_d_gain": d.gain.p, "off": d.off.a,
+                            "off_plain": d.off.b, "d_off": d.off.diff, "d_off_lo": d.off.lo,
+                            "d_off_hi": d.off.hi, "p_d_off": d.off.p, "d_gnd": d.gnd.diff,
+                            "d_gnd_lo": d.gnd.lo, "d_gnd_hi": d.gnd.hi, "p_d_gnd": d.gnd.p,
+                            "gnd_defined": d.gnd_defined})  # fmt: skip
+            rows.append(row)
+            if a is not g["placebo"]:
+                points.append({"strength": lam, "gain": s.gain.value, "gain_lo": s.gain.lo,
+                               "gain_hi": s.gain.hi, "gnd": s.gnd["bc"], "gnd_lo": s.gnd["lo"],
+                               "gnd_hi": s.gnd["hi"]})  # fmt: skip
+            body.append([name, str(s.n_seeds),
+                         f"{fmt(s.gain.value)} {fmt_interval((s.gain.lo, s.gain.hi))}",
+                         fmt_gnd(s.gnd["bc"], s.gnd["lo"], s.gnd["hi"]),
+                         f"{fmt(nv['value'])} {fmt_interval((nv['lo'], nv['hi']))}"])  # fmt: skip
+        fig = plot_gain_vs_tax(points, out / f"frontier_{target}_{probe}.png", target=target,
+                               strength_label="lambda")  # fmt: skip
+        lines += [f"## Tax-aware DPO toward {label(target)}: the gain-vs-GND frontier ({probe} "
+                  "probe)", "",
+                  "One arm per lambda (plain DPO is lambda = 0), pooled over its seeds: intervals "
+                  "from the two-level bootstrap (seeds, then the shared scenes). nVAT is "
+                  "null-corrected, its interval resamples the scenes.", "",
+                  *_md_table(["arm", "seeds", "gain [CI]", "GND b.-c. [CI]",
+                              "nVAT debiased [CI]"], body), "",
+                  f"![frontier]({fig.name})", ""]  # fmt: skip
+        lines += _comparison(rows, target, probe, model, alpha)
+    if rows:
+        pd.DataFrame(rows).to_csv(out / "frontier.csv", index=False)
+    return lines
+
+
+def _comparison(rows: list[dict], target: str, probe: str, model: str, alpha: float) -> list[str]:
+    mine = [r for r in rows if (r["target"], r["probe"], r["model"]) == (target, probe, model)]
+    plain = next(r for r in mine if r["arm"] == "plain DPO")
+    body, verdicts = [], []
+    for r in mine:
+        if "d_off" not in r:
+            continue
+        body.append([r["arm"],
+                     f"{fmt(r['d_gain'])} {fmt_interval((r['d_gain_lo'], r['d_gain_hi']))} "
+                     f"(p {fmt_p(r['p_d_gain'])})",
+                     f"{fmt(r['off'])} vs {fmt(r['off_plain'])}: {fmt(r['d_off'])} "
+                     f"{fmt_interval((r['d_off_lo'], r['d_off_hi']))} (p {fmt_p(r['p_d_off'])})",
+                     (f"{fmt(r['d_gnd'])} {fmt_interval((r['d_gnd_lo'], r['d_gnd_hi']))} "
+                      f"(p {fmt_p(r['p_d_gnd'])})") if r["gnd_defined"]
+                     else "undefined (a gain interval covers 0)"])  # fmt: skip
+        verdicts.append(_verdict(r, plain, alpha))
+    return ["Each anchored arm against plain DPO, paired over the held-out scenes (seeds drawn "
+            "per arm): the change of the target gain, of the mean off-target |shift| (the tax in "
+            "score units) and of GND (the tax per unit of gain); bias-corrected differences with "
+            "percentile intervals. Negative = smaller under anchoring.", "",
+            *_md_table(["arm", "gain change [CI]", "off-target |shift|: anchored vs plain, change "
+                        "[CI]", "GND change [CI]"], body), "", *verdicts, ""]  # fmt: skip
+
+
+def _verdict(r: dict, plain: dict, alpha: float) -> str:
+    within = plain["gain_lo"] <= r["gain"] <= plain["gain_hi"]
+    lowered = r["p_d_off"] < alpha and r["d_off"] < 0
+    gain = (f"a gain ({fmt(r['gain'])}) within plain DPO's interval "
+            f"{fmt_interval((plain['gain_lo'], plain['gain_hi']))}" if within
+            else f"a gain ({fmt(r['gain'])}) outside plain DPO's interval "
+            f"{fmt_interval((plain['gain_lo'], plain['gain_hi']))}")  # fmt: skip
+    if lowered:
+        return (f"- {r['arm']}: lowered the off-target shift (p = {fmt_p(r['p_d_off'])}) at "
+                f"{gain}.")  # fmt: skip
+    return (f"- {r['arm']}: no reduction of the off-target shift distinguishable from noise "
+            f"(p = {fmt_p(r['p_d_off'])}), at {gain}.")  # fmt: skip
