@@ -226,3 +226,37 @@ def test_module_lambda_zero_gives_the_plain_dpo_loss(tiny_dir, tok, items):
         lam1 = m._step(batch, "val").item()
     assert lam0 == pytest.approx(plain, abs=1e-5)
     assert lam1 > lam0 + 1e-3  # the penalty is there once lambda > 0
+
+
+@pytest.mark.slow
+def test_train_py_runs_anchored_dpo_end_to_end(tmp_path):
+    """``python train.py method=dpo_anchored``: anchor pairs precomputed with the target's (one
+    cached reference file), the value-gap check on the target pairs only, the penalty logged."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+
+    from tests.overrides import FAST
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "run"
+    cmd = [sys.executable, "train.py", *FAST, "method=dpo_anchored", "method.anchor_per_pair=2",
+           "method.module.anchor_weight=5", "trainer.max_steps=3", "callbacks.vat.every_n_steps=3",
+           f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={out}"]  # fmt: skip
+    p = subprocess.run(cmd, cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+                       capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert p.returncode == 0, p.stderr[-4000:]
+    summary = json.loads((out / "summary.json").read_text())
+    n = summary["value_gap"]["n_pairs"]
+    assert summary["anchor"]["pairs"] == 2 * n and summary["anchor"]["weight"] == 5.0
+    assert (
+        len(summary["anchor"]["values"]) == 9 and "benevolence" not in summary["anchor"]["values"]
+    )
+    refs = list((tmp_path / "cache" / "reference").glob("*/ref.pt"))
+    assert len(refs) == 1 and torch.load(refs[0], weights_only=True).shape == (3 * n, 2)
+    log = pd.read_csv(next((out / "csv").rglob("metrics.csv")))
+    assert log["anchor/penalty"].notna().sum() == 3 and (log["anchor/penalty"].dropna() >= 0).all()

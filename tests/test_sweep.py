@@ -75,6 +75,17 @@ def test_every_experiment_preset_composes_with_its_grid(preset):
     if preset == "controls":  # a real method and its placebo, 3 seeds each: 6 distinct cells
         assert len({c["name"] for c in cells}) == 6
         assert {c["name"] for c in cells} >= {"method=dpo,seed=0", "method=dpo_placebo,seed=2"}
+    if preset == "tax_aware":  # plain, two lambdas, placebo; 3 seeds each; likelihood probe only
+        assert len({c["name"] for c in cells}) == 12 and list(cfg.probes) == ["likelihood"]
+        arms = {}
+        for c in cells:
+            cell = compose_multirun(c["overrides"])
+            arms[c["overrides"][0]] = (cell.method.name, cell.method.get("anchor_per_pair"),
+                                       cell.method.module.get("anchor_weight"))  # fmt: skip
+        assert arms == {"+arm=dpo": ("dpo", None, None),
+                        "+arm=anchored_l1": ("dpo_anchored", 1, 1),
+                        "+arm=anchored_l10": ("dpo_anchored", 1, 10),
+                        "+arm=dpo_placebo": ("dpo_placebo", None, None)}  # fmt: skip
 
 
 def test_a_seed_axis_makes_one_cell_per_seed():

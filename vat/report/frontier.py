@@ -123,7 +123,7 @@ def _comparison(rows: list[dict], target: str, probe: str, model: str, alpha: fl
             "per arm): the change of the target gain, of the mean off-target |shift| (the tax in "
             "score units) and of GND (the tax per unit of gain); bias-corrected differences with "
             "percentile intervals. Negative = smaller under anchoring.", "",
-            *_md_table(["arm", "gain change [CI]", "off-target |shift|: anchored vs plain, change "
+            *_md_table(["arm", "gain change [CI]", "off-target mean abs. shift: anchored vs plain, change "
                         "[CI]", "GND change [CI]"], body), "", *verdicts, ""]  # fmt: skip
 
 
