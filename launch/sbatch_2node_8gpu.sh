@@ -19,7 +19,7 @@ RUN_DIR="${VAT_RUN_DIR:-outputs/train/slurm/${SLURM_JOB_ID}}"
 PYTHON="${PYTHON:-python}"
 echo "vat: job ${SLURM_JOB_ID} (restart ${SLURM_RESTART_COUNT:-0}): ${SLURM_NNODES} node(s) x ${SLURM_NTASKS_PER_NODE} task(s) -> $RUN_DIR"
 
-# One task per GPU: Lightning sees SLURM (srun) and starts no processes of its own. devices and
+# One task per device: Lightning sees SLURM (srun) and starts no processes of its own. devices and
 # num_nodes come from the allocation, so `sbatch --nodes=4 <this script>` stays consistent.
 srun --kill-on-bad-exit=1 "$PYTHON" train.py \
   hydra.run.dir="$RUN_DIR" \

@@ -460,3 +460,18 @@ def test_sigusr1_saves_hpc_checkpoint_requeues_and_resumes(tmp_path):
     )
     assert new, "the resumed run saved no checkpoint"
     assert torch.load(new[0], weights_only=False)["global_step"] == saved_step + 1
+
+
+def test_cpu_sbatch_script_has_tasks_and_no_gres():
+    """--gpus-per-node 0 renders a CPU job (the local SLURM cluster in tests/test_slurm.py runs
+    it): N tasks per node, no --gres line; one task per GPU stays the rule on GPUs."""
+    from vat.launch import render_sbatch, sbatch_header
+
+    text = render_sbatch(["strategy=ddp"], gpus_per_node=0, tasks_per_node=2, time="00:10:00")
+    assert "#SBATCH --ntasks-per-node=2" in text and "--gres" not in text
+    assert "1 node(s) x 2 CPU task(s)" in text
+    with pytest.raises(ValueError, match="tasks per node"):
+        sbatch_header(nodes=1, gpus_per_node=0, time="1:00:00")
+    with pytest.raises(ValueError, match="one task per GPU"):
+        sbatch_header(nodes=1, gpus_per_node=8, tasks_per_node=4, time="1:00:00")
+    assert "#SBATCH --gres=gpu:8" in sbatch_header(nodes=1, gpus_per_node=8, time="1:00:00")

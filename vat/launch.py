@@ -280,7 +280,7 @@ RUN_DIR="${VAT_RUN_DIR:-@@{run_dir}}"
 PYTHON="${PYTHON:-@@{python}}"
 @@{env_lines}echo "vat: job ${SLURM_JOB_ID} (restart ${SLURM_RESTART_COUNT:-0}): ${SLURM_NNODES} node(s) x ${SLURM_NTASKS_PER_NODE} task(s) -> $RUN_DIR"
 
-# One task per GPU: Lightning sees SLURM (srun) and starts no processes of its own. devices and
+# One task per device: Lightning sees SLURM (srun) and starts no processes of its own. devices and
 # num_nodes come from the allocation, so `sbatch --nodes=4 <this script>` stays consistent.
 srun --kill-on-bad-exit=1 "$PYTHON" train.py \\
   hydra.run.dir="$RUN_DIR" \\
@@ -295,6 +295,7 @@ def sbatch_header(
     nodes: int,
     gpus_per_node: int,
     time: str,
+    tasks_per_node: int | None = None,
     job_name: str = "vat",
     partition: str | None = None,
     account: str | None = None,
@@ -304,14 +305,22 @@ def sbatch_header(
     requeue_signal: str = "SIGUSR1",
     extra: Sequence[str] = (),
 ) -> list[str]:
-    """The ``#SBATCH`` lines: nodes, one task per GPU, GPUs, time and the walltime-guard signal."""
-    if nodes < 1 or gpus_per_node < 1:
-        raise ValueError(f"nodes={nodes} and gpus_per_node={gpus_per_node} must be >= 1")
+    """The ``#SBATCH`` lines: nodes, one task per GPU, GPUs, time and the walltime-guard signal.
+
+    ``gpus_per_node=0`` is a CPU job (no ``--gres``): ``tasks_per_node`` processes per node, for
+    DDP over gloo (``trainer.accelerator=cpu strategy=ddp``), as the local test cluster runs."""
+    tasks = gpus_per_node if tasks_per_node is None else tasks_per_node
+    if nodes < 1 or gpus_per_node < 0 or tasks < 1:
+        raise ValueError(f"nodes={nodes} must be >= 1, gpus_per_node={gpus_per_node} >= 0 and "
+                         f"tasks per node ({tasks}) >= 1 (a CPU job: set tasks_per_node)")  # fmt: skip
+    if gpus_per_node and tasks != gpus_per_node:
+        raise ValueError(f"tasks_per_node={tasks} with gpus_per_node={gpus_per_node}: one task "
+                         "per GPU (Lightning binds each rank to one device)")  # fmt: skip
     flags: list[tuple[str, Any]] = [
         ("job-name", job_name),
         ("nodes", nodes),
-        ("ntasks-per-node", gpus_per_node),
-        ("gres", f"gpu:{gpus_per_node}"),
+        ("ntasks-per-node", tasks),
+        *([("gres", f"gpu:{gpus_per_node}")] if gpus_per_node else []),
         ("time", time),
     ]
     flags += [(k, v) for k, v in (("cpus-per-task", cpus_per_task), ("mem", mem),
@@ -344,6 +353,7 @@ def render_sbatch(
     nodes: int = 1,
     gpus_per_node: int = 8,
     time: str = "24:00:00",
+    tasks_per_node: int | None = None,
     job_name: str = "vat",
     partition: str | None = None,
     account: str | None = None,
@@ -368,11 +378,13 @@ def render_sbatch(
             raise ValueError(f"{name}={value!r}: no double quotes, backticks or newlines")
     head = [
         "#!/bin/bash",
-        f"# {nodes} node(s) x {gpus_per_node} GPU(s). From the repository root: "
-        f"sbatch {script_name} [more Hydra overrides]",
+        f"# {nodes} node(s) x "
+        + (f"{gpus_per_node} GPU(s)" if gpus_per_node else f"{tasks_per_node} CPU task(s)")
+        + f". From the repository root: sbatch {script_name} [more Hydra overrides]",
         f"# Rendered by: {command or 'python -m vat.launch sbatch'}",
         *sbatch_header(
-            nodes=nodes, gpus_per_node=gpus_per_node, time=time, job_name=job_name,
+            nodes=nodes, gpus_per_node=gpus_per_node, time=time, tasks_per_node=tasks_per_node,
+            job_name=job_name,
             partition=partition, account=account, cpus_per_task=cpus_per_task, mem=mem,
             signal_lead_s=signal_lead_s, requeue_signal=requeue_signal, extra=extra_sbatch,
         ),
@@ -462,7 +474,10 @@ def _sbatch_cli(argv: list[str]) -> int:
         "Hydra overrides go after `--`.",
     )
     p.add_argument("--nodes", type=int, default=1)
-    p.add_argument("--gpus-per-node", type=int, default=8)
+    p.add_argument(
+        "--gpus-per-node", type=int, default=8, help="0: a CPU job (see --tasks-per-node)"
+    )
+    p.add_argument("--tasks-per-node", type=int, help="processes per node (default: one per GPU)")
     p.add_argument("--time", default="24:00:00", help="walltime, HH:MM:SS or D-HH:MM:SS")
     p.add_argument("--job-name", default="vat")
     p.add_argument("--partition")
@@ -503,6 +518,7 @@ def _sbatch_cli(argv: list[str]) -> int:
     command = shlex.join(["python", "-m", "vat.launch", "sbatch", *shown, "--", *overrides])
     text = render_sbatch(
         overrides, nodes=a.nodes, gpus_per_node=a.gpus_per_node, time=a.time,
+        tasks_per_node=a.tasks_per_node,
         job_name=a.job_name, partition=a.partition, account=a.account,
         cpus_per_task=a.cpus_per_task, mem=a.mem, signal_lead_s=a.signal_lead,
         requeue_signal=a.requeue_signal, run_dir=a.run_dir, python=a.python,

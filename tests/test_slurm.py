@@ -1,0 +1,153 @@
+"""Our SLURM scripts against a real scheduler: a single-host cluster on localhost
+(`launch/local_slurm/cluster.sh`: munge, slurmctld, slurmd; CPU only) started for this module.
+
+- ``sbatch`` of a rendered ``python -m vat.launch sbatch`` script: ``srun python train.py`` with
+  ``strategy=ddp`` over 2 CPU tasks (gloo) on the tiny model; both ranks join, the run dir is the
+  one the script promised, the curve and the checkpoints are in it;
+- the walltime guard: a job whose time limit is near gets SIGUSR1, saves ``hpc_ckpt_*.ckpt``,
+  requeues itself with ``scontrol requeue``, resumes in the same run dir and ends with the curve of
+  an uninterrupted run.
+
+SLURM is a system package (``apt-get install slurm-wlm munge``): without it these tests skip,
+unless ``VAT_REQUIRE_SLURM=1`` (set by ``.ci/run``, which installs it), where they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.overrides import FAST
+
+ROOT = Path(__file__).resolve().parents[1]
+CLUSTER = ROOT / "launch" / "local_slurm" / "cluster.sh"
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return port if port < 65000 else 16817
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    """The environment (``SLURM_CONF`` ...) of a local cluster, torn down after the module."""
+    if shutil.which("slurmctld") is None or shutil.which("munged") is None:
+        msg = "SLURM is not installed (apt-get install slurm-wlm munge)"
+        if os.environ.get("VAT_REQUIRE_SLURM") == "1":
+            pytest.fail(msg + " but VAT_REQUIRE_SLURM=1")
+        pytest.skip(msg + "; CI installs it and sets VAT_REQUIRE_SLURM=1")
+    d = tmp_path_factory.mktemp("slurm")
+    env = {**os.environ, "VAT_SLURM_DIR": str(d), "VAT_SLURM_PORT": str(_free_port()),
+           "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}  # fmt: skip
+    p = subprocess.run([str(CLUSTER), "start"], env=env, capture_output=True, text=True,
+                       timeout=180)  # fmt: skip
+    assert p.returncode == 0, p.stdout + p.stderr
+    env["SLURM_CONF"] = str(d / "slurm.conf")
+    yield env
+    subprocess.run([str(CLUSTER), "stop"], env=env, capture_output=True, timeout=120)
+
+
+def _job(env, job_id: str) -> dict[str, str]:
+    out = subprocess.run(["scontrol", "show", "job", "-o", job_id], env=env, capture_output=True,
+                         text=True, timeout=30).stdout  # fmt: skip
+    return dict(re.findall(r"(\w+)=(\S*)", out))
+
+
+def _wait(env, job_id: str, timeout: float, until=("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT",
+                                                   "NODE_FAIL", "OUT_OF_MEMORY")) -> dict:  # fmt: skip
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        info = _job(env, job_id)
+        if info.get("JobState") in until:
+            return info
+        time.sleep(2)
+    subprocess.run(["scancel", job_id], env=env, timeout=30)
+    raise AssertionError(f"job {job_id} still {info.get('JobState')} after {timeout} s: {info}")
+
+
+def _render(tmp_path: Path, run_dir: Path, *overrides: str, time_limit: str = "00:15:00",
+            signal_lead: int = 120) -> Path:  # fmt: skip
+    script = tmp_path / "job.sh"
+    subprocess.run([sys.executable, "-m", "vat.launch", "sbatch", "--gpus-per-node", "0",
+                    "--tasks-per-node", "2", "--time", time_limit, "--signal-lead",
+                    str(signal_lead), "--run-dir", str(run_dir), "--python", sys.executable,
+                    "-o", str(script), "--", *FAST, "trainer.accelerator=cpu", "strategy=ddp",
+                    "batch.micro_size=1", "batch.global_size=2",
+                    f"paths.cache_dir={tmp_path / 'cache'}", *overrides],
+                   cwd=ROOT, check=True, timeout=60)  # fmt: skip
+    return script
+
+
+def _sbatch(env, script: Path, out: Path, *flags: str) -> str:
+    p = subprocess.run(["sbatch", "--parsable", f"--output={out}", *flags, str(script)], cwd=ROOT,
+                       env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip().split(";")[0]
+
+
+def _curve(run_dir: Path) -> list[dict]:
+    rows = [json.loads(x) for x in (run_dir / "vat_curve.jsonl").read_text().splitlines() if x]
+    return [r for r in rows if r.get("probe") == "likelihood"]
+
+
+def test_sbatch_runs_ddp_over_two_srun_tasks(slurm, tmp_path):
+    run_dir = tmp_path / "run"
+    script = _render(tmp_path, run_dir, "trainer.max_steps=4", "callbacks.vat.every_n_steps=2")
+    log = tmp_path / "slurm.out"
+    job = _sbatch(slurm, script, log)
+    info = _wait(slurm, job, timeout=900)
+    text = log.read_text()
+    assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", text[-4000:]
+    assert f"-> {run_dir}" in text  # the run dir the script promised
+    assert "MEMBER: 1/2" in text and "MEMBER: 2/2" in text  # both ranks joined one process group
+    assert [r["step"] for r in _curve(run_dir)] == [0, 2, 4]
+    assert list((run_dir / "checkpoints").glob("*.ckpt"))
+    assert (run_dir / "hf_adapter").is_dir()
+
+
+def test_walltime_guard_checkpoints_requeues_and_resumes(slurm, tmp_path):
+    """A 2-minute job asked for SIGUSR1 60 s before its limit: Lightning saves hpc_ckpt_1.ckpt in
+    the run dir and requeues the job (`scontrol requeue`); the requeued job (same id, restart 1,
+    given time enough by the test) resumes from it in the same run dir and completes the curve."""
+    run_dir = tmp_path / "run"
+    steps, every = 400, 100
+    script = _render(tmp_path, run_dir, f"trainer.max_steps={steps}",
+                     f"callbacks.vat.every_n_steps={every}", time_limit="00:02:00",
+                     signal_lead=60)  # fmt: skip
+    log = tmp_path / "slurm.out"
+    job = _sbatch(slurm, script, log)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 600:  # the guard fires, the job goes back to the queue
+        info = _job(slurm, job)
+        if int(info.get("Restarts", 0)) >= 1:
+            break
+        assert info.get("JobState") not in ("COMPLETED", "FAILED", "TIMEOUT", "CANCELLED"), (
+            f"the job ended without being requeued ({info.get('JobState')}): "
+            + log.read_text()[-4000:]
+        )
+        time.sleep(2)
+    else:
+        raise AssertionError(f"no requeue within 600 s: {_job(slurm, job)}")
+    # time enough for the rest (the guard would otherwise fire again, which is fine but slow)
+    subprocess.run(["scontrol", "update", f"JobId={job}", "TimeLimit=00:20:00"], env=slurm,
+                   check=True, timeout=30)  # fmt: skip
+    info = _wait(slurm, job, timeout=1200)
+    text = log.read_text()
+    assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", text[-4000:]
+    assert int(info["Restarts"]) == 1
+    assert "(restart 0)" in text and "(restart 1)" in text
+    assert list(run_dir.glob("hpc_ckpt_*.ckpt")), "the walltime guard saved no hpc checkpoint"
+    # the curve of an uninterrupted run: every checkpoint step once, up to the last
+    assert [r["step"] for r in _curve(run_dir)] == list(range(0, steps + 1, every))
