@@ -114,7 +114,7 @@ def _arm_key(meta: dict, overrides: list[str], cfg=None) -> tuple:
     # ``+arm=`` (experiment=tax_aware) picks a method and its settings: the arm is named by those,
     # so that a placebo arm pairs with its real one and two lambdas stay apart.
     rest = [o for o in overrides if not o.startswith(("seed=", "method=", "value=", "model=",
-            "intervention=", "intervention.placebo=", "+arm=", "arm="))]  # fmt: skip
+            "intervention=", "intervention.placebo=", "+arm=", "arm=", "experiment="))]  # fmt: skip
     lam, fn = anchor_setting(cfg) if cfg is not None else (0.0, None)
     if fn is not None and not any(o.startswith("method.module.anchor_weight=") for o in rest):
         rest.append(f"lambda={lam:g}")
@@ -297,7 +297,9 @@ def controls_section(sweep_dir: Path, out: Path, cells: dict[str, dict], meta_of
              "Data: `repeats.csv`.", ""]  # fmt: skip
     rep = res["repeats"]
     shown = pd.DataFrame({
-        "target": [label(v) for v in rep["value"]], "method": rep["method"], "probe": rep["probe"],
+        "target": [label(v) for v in rep["value"]],
+        "method": [f"{m} ({s})" if s else m for m, s in zip(rep["method"], rep["settings"], strict=True)],
+        "probe": rep["probe"],
         "seeds": rep["n_seeds"],
         "gain [CI]": [f"{fmt(r.gain)} {fmt_interval((r.gain_lo, r.gain_hi))}" for r in rep.itertuples()],
         "gain p": [fmt_p(p) for p in rep["p_gain"]],

@@ -79,10 +79,11 @@ def frontier_section(
                             "d_gnd_lo": d.gnd.lo, "d_gnd_hi": d.gnd.hi, "p_d_gnd": d.gnd.p,
                             "gnd_defined": d.gnd_defined})  # fmt: skip
             rows.append(row)
-            if a is not g["placebo"]:
+            if a is not g["placebo"]:  # a GND over a gain that may be 0 is drawn as undefined
+                undefined = not np.isfinite(s.gnd["hi"])
                 points.append({"strength": lam, "gain": s.gain.value, "gain_lo": s.gain.lo,
-                               "gain_hi": s.gain.hi, "gnd": s.gnd["bc"], "gnd_lo": s.gnd["lo"],
-                               "gnd_hi": s.gnd["hi"]})  # fmt: skip
+                               "gain_hi": s.gain.hi, "gnd": np.nan if undefined else s.gnd["bc"],
+                               "gnd_lo": s.gnd["lo"], "gnd_hi": s.gnd["hi"]})  # fmt: skip
             body.append([name, str(s.n_seeds),
                          f"{fmt(s.gain.value)} {fmt_interval((s.gain.lo, s.gain.hi))}",
                          fmt_gnd(s.gnd["bc"], s.gnd["lo"], s.gnd["hi"]),
@@ -127,15 +128,33 @@ def _comparison(rows: list[dict], target: str, probe: str, model: str, alpha: fl
                         "[CI]", "GND change [CI]"], body), "", *verdicts, ""]  # fmt: skip
 
 
+def _p(p: float) -> str:
+    shown = fmt_p(p)
+    return f"p {shown[0]} {shown[1:]}" if shown.startswith("<") else f"p = {shown}"
+
+
 def _verdict(r: dict, plain: dict, alpha: float) -> str:
+    """One sentence per anchored arm that claims only what its tests support: the off-target
+    decrease, where the gain lies against plain DPO's interval, whether the gain itself fell
+    (paired test) and whether the tax per unit of gain (GND) changed."""
     within = plain["gain_lo"] <= r["gain"] <= plain["gain_hi"]
-    lowered = r["p_d_off"] < alpha and r["d_off"] < 0
-    gain = (f"a gain ({fmt(r['gain'])}) within plain DPO's interval "
-            f"{fmt_interval((plain['gain_lo'], plain['gain_hi']))}" if within
-            else f"a gain ({fmt(r['gain'])}) outside plain DPO's interval "
+    where = "within" if within else "outside"
+    gain = (f"a gain of {fmt(r['gain'])}, {where} plain DPO's interval "
             f"{fmt_interval((plain['gain_lo'], plain['gain_hi']))}")  # fmt: skip
-    if lowered:
-        return (f"- {r['arm']}: lowered the off-target shift (p = {fmt_p(r['p_d_off'])}) at "
-                f"{gain}.")  # fmt: skip
-    return (f"- {r['arm']}: no reduction of the off-target shift distinguishable from noise "
-            f"(p = {fmt_p(r['p_d_off'])}), at {gain}.")  # fmt: skip
+    if r["p_d_gain"] < alpha:
+        gain += (f" (the paired test puts it {'below' if r['d_gain'] < 0 else 'above'} plain DPO's "
+                 f"by {fmt(abs(r['d_gain']))}, {_p(r['p_d_gain'])})")  # fmt: skip
+    if not r["gnd_defined"]:
+        per_gain = "GND is undefined (a gain's interval covers 0)"
+    elif r["p_d_gnd"] < alpha:
+        per_gain = (f"the tax per unit of gain (GND) {'fell' if r['d_gnd'] < 0 else 'rose'} by "
+                    f"{fmt(abs(r['d_gnd']))} ({_p(r['p_d_gnd'])})")  # fmt: skip
+    else:
+        per_gain = (f"the tax per unit of gain (GND) did not change distinguishably "
+                    f"({fmt(r['d_gnd'])}, {_p(r['p_d_gnd'])})")  # fmt: skip
+    if r["p_d_off"] < alpha and r["d_off"] < 0:
+        head = f"lowered the off-target shift by {fmt(-r['d_off'])} ({_p(r['p_d_off'])})"
+    else:
+        head = (f"no reduction of the off-target shift distinguishable from noise "
+                f"({_p(r['p_d_off'])})")  # fmt: skip
+    return f"- {r['arm']}: {head}, at {gain}; {per_gain}."
