@@ -151,3 +151,29 @@ def test_walltime_guard_checkpoints_requeues_and_resumes(slurm, tmp_path):
     assert list(run_dir.glob("hpc_ckpt_*.ckpt")), "the walltime guard saved no hpc checkpoint"
     # the curve of an uninterrupted run: every checkpoint step once, up to the last
     assert [r["step"] for r in _curve(run_dir)] == list(range(0, steps + 1, every))
+
+
+def test_submitit_sweep_submits_one_job_per_cell_and_nothing_when_done(slurm, tmp_path):
+    """``python train.py -m value=benevolence,security hydra/launcher=slurm_cpu``: one SLURM job
+    per cell (2 DDP tasks each), the manifest ends all done; the same command again launches no
+    job (the skip_done sweeper leaves done cells out before submitit sees them)."""
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, "train.py", "-m", "value=benevolence,security", "hydra/launcher=slurm_cpu",
+           *FAST, "trainer.accelerator=cpu", "trainer.devices=2", "strategy=ddp",
+           "batch.micro_size=1", "batch.global_size=2", "trainer.max_steps=2",
+           "callbacks.vat.every_n_steps=2", f"paths.cache_dir={tmp_path / 'cache'}",
+           f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    p = subprocess.run(cmd, cwd=ROOT, env=slurm, capture_output=True, text=True, timeout=1200)
+    assert p.returncode == 0, (p.stdout + p.stderr)[-4000:]
+    manifest = json.loads((sweep / "manifest.json").read_text())["cells"]
+    assert sorted(c["status"] for c in manifest.values()) == ["done", "done"]
+    jobs = sorted(d.name for d in (sweep / ".submitit").iterdir() if d.is_dir())
+    # submitit submits the batch as one job array: one array task (<id>_<k>) per cell
+    assert len([j for j in jobs if re.fullmatch(r"\d+_\d+", j)]) == 2, jobs
+    for c in manifest.values():
+        rows = _curve(Path(c["dir"]))
+        assert [r["step"] for r in rows] == [0, 2]
+    p = subprocess.run(cmd, cwd=ROOT, env=slurm, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, (p.stdout + p.stderr)[-4000:]
+    assert "2 of 2 cells are done and are not launched again" in p.stdout + p.stderr
+    assert sorted(d.name for d in (sweep / ".submitit").iterdir() if d.is_dir()) == jobs

@@ -206,7 +206,9 @@ def test_sweep_records_failures_skips_done_cells_resumes_and_reports(tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     cells = _by_cell(read_manifest(sweep)["cells"])
     assert all(c["status"] == "done" for c in cells.values())
-    assert cells[("dpo", "benevolence")].get("skipped_at")
+    # the done cells are not even launched (the skip_done sweeper; under submitit: no job queued)
+    assert "2 of 4 cells are done and are not launched again" in p.stdout + p.stderr
+    assert not cells[("dpo", "benevolence")].get("skipped_at")
     assert done.stat().st_mtime_ns == done_before
     assert cells[("dpo", "security")]["resumed_from"].endswith("last.ckpt")
     assert cells[("dpo", "security")]["attempt"] == 2

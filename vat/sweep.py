@@ -109,7 +109,6 @@ def planned_cells(config: DictConfig) -> list[dict]:
     Mirrors `BasicSweeper.sweep`: ``hydra.sweeper.params`` first, then the command line overrides,
     expanded into their cartesian product; names follow ``hydra.job.override_dirname``.
     """
-    from hydra._internal.config_loader_impl import get_overrides_dirname
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -119,17 +118,21 @@ def planned_cells(config: DictConfig) -> list[dict]:
     args += list(OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False))
     parser = OverridesParser.create()
     batches = BasicSweeper.split_arguments(parser.parse_overrides(args), None)
+    return [{"name": cell_dir_name(list(o), hydra_cfg), "overrides": list(o)}
+            for o in (batches[0] if batches else [])]  # fmt: skip
+
+
+def cell_dir_name(overrides: list[str], hydra_cfg: DictConfig) -> str:
+    """The dir name (``hydra.sweep.subdir``) of the cell with these job overrides."""
+    from hydra._internal.config_loader_impl import get_overrides_dirname
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     od = hydra_cfg.job.config.override_dirname
-    cells = []
-    for overrides in batches[0] if batches else []:
-        name = get_overrides_dirname(
-            overrides=parser.parse_overrides(list(overrides)),
-            exclude_keys=list(od.exclude_keys),
-            item_sep=od.item_sep,
-            kv_sep=od.kv_sep,
-        )
-        cells.append({"name": cell_name(name), "overrides": list(overrides)})
-    return cells
+    name = get_overrides_dirname(
+        overrides=OverridesParser.create().parse_overrides(overrides),
+        exclude_keys=list(od.exclude_keys), item_sep=od.item_sep, kv_sep=od.kv_sep,
+    )  # fmt: skip
+    return cell_name(name)
 
 
 # ---------------------------------------------------------------------------- config check
