@@ -34,7 +34,7 @@ def test_every_group_is_used():
 @pytest.mark.parametrize(("config_name", "group", "option"), CASES)
 def test_every_option_composes(compose_cfg, config_name, group, option):
     cfg = compose_cfg(config_name, [f"{group}={option}"])
-    node = cfg if group == "experiment" else cfg[group]  # experiments are global overlays
+    node = cfg if group in ("experiment", "arm") else cfg[group]  # global overlays
     check_targets(cfg)  # every shipped option names allowlisted callables only
     # Resolve everything except mandatory fields the user fills (e.g. data.source for data=file).
     OmegaConf.to_container(node, resolve=True, throw_on_missing=False)

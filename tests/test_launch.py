@@ -475,3 +475,31 @@ def test_cpu_sbatch_script_has_tasks_and_no_gres():
     with pytest.raises(ValueError, match="one task per GPU"):
         sbatch_header(nodes=1, gpus_per_node=8, tasks_per_node=4, time="1:00:00")
     assert "#SBATCH --gres=gpu:8" in sbatch_header(nodes=1, gpus_per_node=8, time="1:00:00")
+
+
+def test_walltime_signal_outside_fit_requeues_before_and_is_ignored_after(monkeypatch):
+    """Under srun, SLURM's SIGUSR1 outside Trainer.fit must not kill the job: before fit rank 0
+    requeues it (scontrol requeue <array job>_<task>), after fit it is ignored."""
+    import subprocess as sp
+
+    from vat.launch import walltime_signal_guard
+
+    env = {"SLURM_NTASKS": "2", "SLURM_JOB_NAME": "vat", "SLURM_JOB_ID": "7",
+           "SLURM_ARRAY_JOB_ID": "5", "SLURM_ARRAY_TASK_ID": "1", "SLURM_PROCID": "0"}  # fmt: skip
+    calls = []
+    monkeypatch.setattr(sp, "call", lambda cmd: calls.append(cmd) or 0)
+    old = signal.getsignal(signal.SIGUSR1)
+    try:
+        assert walltime_signal_guard("before", env=env)
+        os.kill(os.getpid(), signal.SIGUSR1)
+        time.sleep(0.1)
+        assert calls == [["scontrol", "requeue", "5_1"]]
+        assert walltime_signal_guard("after", env=env)
+        os.kill(os.getpid(), signal.SIGUSR1)  # would end this process without the guard
+        time.sleep(0.1)
+        assert calls == [["scontrol", "requeue", "5_1"]]
+        assert walltime_signal_guard("fit", env=env)  # the default, so Lightning adds its own
+        assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
+        assert not walltime_signal_guard("after", env={})  # not under srun: nothing installed
+    finally:
+        signal.signal(signal.SIGUSR1, old)

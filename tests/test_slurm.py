@@ -122,7 +122,7 @@ def test_walltime_guard_checkpoints_requeues_and_resumes(slurm, tmp_path):
     the run dir and requeues the job (`scontrol requeue`); the requeued job (same id, restart 1,
     given time enough by the test) resumes from it in the same run dir and completes the curve."""
     run_dir = tmp_path / "run"
-    steps, every = 400, 100
+    steps, every = 1500, 500  # long enough that the signal (60-90 s in) lands during training
     script = _render(tmp_path, run_dir, f"trainer.max_steps={steps}",
                      f"callbacks.vat.every_n_steps={every}", time_limit="00:02:00",
                      signal_lead=60)  # fmt: skip

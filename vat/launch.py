@@ -259,6 +259,53 @@ def slurm_environment(auto_requeue: bool = True, requeue_signal: str | int = "SI
     return SLURMEnvironment(auto_requeue=auto_requeue, requeue_signal=sig)
 
 
+def walltime_signal_guard(phase: str, requeue_signal: str = "SIGUSR1",
+                          env: Mapping[str, str] | None = None) -> bool:  # fmt: skip
+    """Handle SLURM's walltime signal outside ``Trainer.fit``, where Lightning's handler is not
+    installed and the signal's default action would kill the job.
+
+    ``phase="before"`` (data, reference log-probs, pre scoring): nothing to checkpoint yet, so rank
+    0 requeues the job at once (``scontrol requeue``, as Lightning does) and the requeued job starts
+    over. ``phase="after"`` (export, final report): training is finished, the signal is logged and
+    ignored, so the job completes instead of failing with "User defined signal 1" (seen on the local
+    SLURM cluster when the signal came after the last step). ``phase="fit"`` puts the default back
+    just before ``Trainer.fit``: Lightning installs its checkpoint-and-requeue handler only where no
+    handler is set (``_SignalConnector._has_already_handler``). A signal between that point and
+    Lightning's registration (model set-up inside ``fit``) still ends the job. A no-op outside an
+    srun task; True when something was installed.
+    """
+    import logging
+    import signal
+    import subprocess
+
+    env = os.environ if env is None else env
+    if not slurm_srun_env(env):
+        return False
+    if phase not in ("before", "fit", "after"):
+        raise ValueError(f"phase must be 'before', 'fit' or 'after', got {phase!r}")
+    sig = getattr(signal, requeue_signal) if isinstance(requeue_signal, str) else requeue_signal
+    if phase == "fit":
+        signal.signal(sig, signal.SIG_DFL)
+        return True
+    log = logging.getLogger(__name__)
+    job = env.get("SLURM_JOB_ID", "")
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        job = f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+
+    def before(signum, frame):
+        log.warning("SLURM walltime signal before training started: nothing to checkpoint yet; "
+                    "requeueing job %s", job)  # fmt: skip
+        if env.get("SLURM_PROCID", "0") == "0":
+            subprocess.call(["scontrol", "requeue", job])
+
+    def after(signum, frame):
+        log.warning("SLURM walltime signal after training finished: ignored while the model is "
+                    "exported and the report written")  # fmt: skip
+
+    signal.signal(sig, before if phase == "before" else after)
+    return True
+
+
 def slurm_plugin_override(requeue_signal: str = "SIGUSR1") -> str:
     """The Hydra override that sets `slurm_environment` as the trainer's cluster plugin."""
     plugin = f"{{_target_:vat.launch.slurm_environment,requeue_signal:{requeue_signal}}}"

@@ -36,7 +36,7 @@ from vat.data.training import (
     TrainPrompt,
 )
 from vat.evaluate import measure, model_key
-from vat.launch import check_launch
+from vat.launch import check_launch, walltime_signal_guard
 from vat.loggers import guard_all
 from vat.metrics import to_jsonable
 from vat.models import as_spec, load_model, load_tokenizer
@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig) -> dict:
     check_launch(cfg)  # a multi-device run started so that ranks would re-run a sweep: refuse now
+    walltime_signal_guard("before")  # SLURM: a walltime signal before fit requeues the job
     out = setup(cfg)
     prompting = is_prompting(cfg.method)
     strategy = build_strategy(cfg) if not prompting else None  # fails early
@@ -123,6 +124,7 @@ def train(cfg: DictConfig) -> dict:
         if is_dpo:
             lg.log_metrics({f"value_gap/{k}": v for k, v in summary["value_gap"].items()
                             if isinstance(v, int | float)}, step=0)  # fmt: skip
+    walltime_signal_guard("fit")  # Lightning installs its requeue handler only over the default
     try:
         try:
             trainer.fit(
@@ -130,6 +132,7 @@ def train(cfg: DictConfig) -> dict:
             )
         except SIGTERMException:
             return interrupted(trainer, out, summary)
+        walltime_signal_guard("after")  # SLURM: training is done; a late walltime signal is ignored
         policy = trained_policy(trainer, module)  # every rank takes part (ZeRO-3 gathers)
         if trainer.is_global_zero:
             summary["export"] = export_hf(policy, tokenizer, out)
