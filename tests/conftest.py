@@ -58,3 +58,19 @@ def tiny_dir():
     from vat.models.tiny import tiny_model_dir
 
     return tiny_model_dir()
+
+
+@pytest.fixture(scope="module")
+def items():
+    """The bundled item set (a module may define its own `items`, e.g. a data file path)."""
+    from vat.data import BUNDLED, load_items
+
+    return load_items(BUNDLED)
+
+
+@pytest.fixture(scope="module")
+def tok(tiny_dir):
+    """The tiny model's tokenizer alone: datasets and collators never touch the model."""
+    from vat.models import ModelSpec, load_tokenizer
+
+    return load_tokenizer(ModelSpec(name="tiny", pretrained=str(tiny_dir)))

@@ -9,10 +9,8 @@ import torch
 
 from vat import values as V
 from vat.anchor import anchored_loss, margin_shift, pair_anchor, value_anchor
-from vat.data import BUNDLED, load_items
 from vat.data.training import PreferenceCollator, PreferenceDataset, TrainPrompt
 from vat.losses import dpo_sigmoid_loss
-from vat.models import ModelSpec, load_tokenizer
 from vat.modules import DPOModule
 
 T = partial(torch.tensor, dtype=torch.float32)
@@ -106,16 +104,6 @@ def test_bad_inputs_are_refused():
 
 
 # ---------------------------------------------------------------------------- anchor pairs
-@pytest.fixture(scope="module")
-def tok(tiny_dir):
-    return load_tokenizer(ModelSpec(name="tiny", pretrained=str(tiny_dir)))
-
-
-@pytest.fixture(scope="module")
-def items():
-    return load_items(BUNDLED)
-
-
 def test_anchor_pairs_are_other_values_train_split_evenly(tok, items):
     ds = PreferenceDataset(items, "benevolence", tok, TrainPrompt(), anchor_per_pair=2)
     n = len(ds)

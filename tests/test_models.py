@@ -88,10 +88,14 @@ def test_smollm2_conversion_answers_sensibly():
     assert sum(p.numel() for p in model.parameters()) == pytest.approx(134.5e6, rel=0.01)
 
 
-def test_import_model_class_builds_nothing(tiny_dir):
-    """ZeRO-3 imports the model's classes before `zero.Init` (see `import_model_class`): the class
-    comes back without loading any weights (a meta-device build)."""
+def test_import_model_class_reads_no_weights(tiny_dir, tmp_path):
+    """ZeRO-3 imports the model's classes before `zero.Init` (see `import_model_class`): from the
+    config alone (a directory without weight files), on the meta device."""
+    import shutil
+
     from vat.models.loading import import_model_class
 
-    cls = import_model_class(ModelSpec(name="tiny", pretrained=str(tiny_dir)))
+    shutil.copy(tiny_dir / "config.json", tmp_path / "config.json")
+    cls = import_model_class(ModelSpec(name="tiny", pretrained=str(tmp_path)))
     assert cls.__name__ == "LlamaForCausalLM"
+    assert not list(tmp_path.glob("*.safetensors"))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from vat.data import BUNDLED, ItemSet, load_items
+from vat.data import ItemSet
 from vat.interventions import Prompting
 from vat.models import ModelSpec, load
 from vat.probes import JudgmentProbe, LikelihoodProbe, Request, Scorer, encode_pair, validity
@@ -14,11 +14,6 @@ from vat.probes.base import ProbeResult
 @pytest.fixture(scope="module")
 def tiny(tiny_dir):
     return load(ModelSpec(name="tiny", pretrained=str(tiny_dir)), with_lora=False)
-
-
-@pytest.fixture(scope="module")
-def items():
-    return load_items(BUNDLED)
 
 
 @pytest.fixture(scope="module")

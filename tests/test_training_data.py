@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from vat.data import BUNDLED, ItemSet, load_items
+from vat.data import ItemSet
 from vat.data.training import (
     IGNORE_INDEX,
     PreferenceCollator,
@@ -17,21 +17,10 @@ from vat.data.training import (
     TrainPrompt,
     length_grouped_indices,
 )
-from vat.models import ModelSpec, load_tokenizer
+from vat.models import ModelSpec
 from vat.probes import encode_pair
 
 TARGET = "benevolence"
-
-
-@pytest.fixture(scope="module")
-def tok(tiny_dir):
-    # The tokenizer alone: the datasets never touch the model.
-    return load_tokenizer(ModelSpec(name="tiny", pretrained=str(tiny_dir)))
-
-
-@pytest.fixture(scope="module")
-def items():
-    return load_items(BUNDLED)
 
 
 @pytest.fixture(scope="module")

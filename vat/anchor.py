@@ -47,7 +47,14 @@ from typing import NamedTuple
 
 import torch
 
-__all__ = ["AnchorPenalty", "anchored_loss", "margin_shift", "pair_anchor", "value_anchor"]
+__all__ = [
+    "AnchorPenalty",
+    "anchored_loss",
+    "check_weight",
+    "margin_shift",
+    "pair_anchor",
+    "value_anchor",
+]
 
 
 class AnchorPenalty(NamedTuple):
@@ -71,6 +78,12 @@ def margin_shift(pc: torch.Tensor, pr: torch.Tensor, rc: torch.Tensor, rr: torch
     return (pc - pr) - (rc - rr)
 
 
+def _scaled_shift(beta: float, pc, pr, rc, rr) -> torch.Tensor:
+    """``beta * h`` after checking beta and the shapes (both penalties start here)."""
+    _check(beta, pc, pr, rc, rr)
+    return beta * margin_shift(pc, pr, rc, rr)
+
+
 def pair_anchor(
     policy_chosen_logps: torch.Tensor,
     policy_rejected_logps: torch.Tensor,
@@ -81,10 +94,8 @@ def pair_anchor(
     values: torch.Tensor | None = None,
 ) -> AnchorPenalty:
     """``P = mean_i (beta h_i)^2`` over the anchor pairs (``values`` is accepted and unused)."""
-    _check(beta, policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
-           reference_rejected_logps)  # fmt: skip
-    s = beta * margin_shift(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
-                            reference_rejected_logps)  # fmt: skip
+    s = _scaled_shift(beta, policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
+                      reference_rejected_logps)  # fmt: skip
     if s.numel() == 0:
         return AnchorPenalty(s.sum(), s.detach())
     return AnchorPenalty((s * s).mean(), s.detach())
@@ -102,12 +113,10 @@ def value_anchor(
     """``P = mean_v (beta * mean_{i: values_i = v} h_i)^2`` over the values in the batch.
 
     ``values`` ``(A,)`` integer: each anchor pair's value (any ids; only equality matters)."""
-    _check(beta, policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
-           reference_rejected_logps)  # fmt: skip
     if values is None or tuple(values.shape) != tuple(policy_chosen_logps.shape):
         raise ValueError("value_anchor needs `values` (A,): the value of each anchor pair")
-    s = beta * margin_shift(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
-                            reference_rejected_logps)  # fmt: skip
+    s = _scaled_shift(beta, policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
+                      reference_rejected_logps)  # fmt: skip
     if s.numel() == 0:
         return AnchorPenalty(s.sum(), s.detach())
     ids, group = torch.unique(values, return_inverse=True)
@@ -117,12 +126,17 @@ def value_anchor(
     return AnchorPenalty((means * means).mean(), s.detach())
 
 
-def anchored_loss(target_loss: torch.Tensor, anchor: AnchorPenalty | None, weight: float):
-    """``target_loss + weight * anchor.penalty``; ``weight = 0`` (or no anchor) returns
-    ``target_loss`` itself, so lambda = 0 is plain DPO bit for bit."""
+def check_weight(weight: float) -> None:
+    """lambda must be a finite number >= 0 (a bool is not a number here)."""
     if not (isinstance(weight, Real) and not isinstance(weight, bool) and weight >= 0
             and math.isfinite(weight)):  # fmt: skip
         raise ValueError(f"anchor weight (lambda) must be a finite number >= 0, got {weight!r}")
+
+
+def anchored_loss(target_loss: torch.Tensor, anchor: AnchorPenalty | None, weight: float):
+    """``target_loss + weight * anchor.penalty``; ``weight = 0`` (or no anchor) returns
+    ``target_loss`` itself, so lambda = 0 is plain DPO bit for bit."""
+    check_weight(weight)
     if weight == 0 or anchor is None:
         return target_loss
     return target_loss + weight * anchor.penalty

@@ -7,24 +7,12 @@ from collections import Counter
 import pytest
 
 from vat import values as V
-from vat.data import BUNDLED, load_items
 from vat.data import placebo as P
 from vat.data.register import has_negation
 from vat.data.training import PreferenceDataset, SFTDataset, TrainPrompt
 from vat.interventions import NEUTRAL_SYSTEM, Prompting, neutral_system_prompt
-from vat.models import ModelSpec, load_tokenizer
 
 TARGET = "benevolence"
-
-
-@pytest.fixture(scope="module")
-def items():
-    return load_items(BUNDLED)
-
-
-@pytest.fixture(scope="module")
-def tok(tiny_dir):
-    return load_tokenizer(ModelSpec(name="tiny", pretrained=str(tiny_dir)))
 
 
 def test_shuffled_pairs_are_a_balanced_permutation_of_the_labels(items):

@@ -330,9 +330,6 @@ class PreferenceDataset(Dataset):
                                 kind="anchor") if anchor_per_pair else [])  # fmt: skip
         self.examples = self._encode(tokenizer, self.pairs, 0)
         self.anchor_examples = self._encode(tokenizer, self.anchor_pairs, n)
-        self._anchors_of: list[list[dict]] = [[] for _ in range(n)]
-        for j, a in enumerate(self.anchor_examples):
-            self._anchors_of[j % n].append(a)
 
     def _encode(self, tokenizer, pairs: list[tuple[Item, Item]], start: int) -> list[dict]:
         out: list[dict] = []
@@ -370,7 +367,8 @@ class PreferenceDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         if self.anchor_examples:
-            return {**self.examples[i], "anchors": self._anchors_of[i]}
+            n = len(self.examples)  # anchor j goes with example j mod N
+            return {**self.examples[i], "anchors": self.anchor_examples[i::n]}
         return self.examples[i]
 
     @property

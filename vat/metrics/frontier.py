@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vat.metrics.repeats import _arm_moments, _check, _gnd, _weights, net_of_placebo
+from vat.metrics.repeats import _arm_moments, _gnd, _weights, net_of_placebo, paired_draws
 
 
 def _off(theta: np.ndarray, t: int) -> np.ndarray:
@@ -81,16 +81,8 @@ def tax_difference(
     D_a, D_b, values, target: str, *, n_boot: int = 2000, ci: float = 0.95, seed: int = 0
 ) -> TaxDifference:
     """Arm ``a`` minus arm ``b``: gain, off-target mean |shift| and GND, paired over scenes."""
-    A, t = _check(D_a, values, target, "arm a")
-    B, _ = _check(D_b, values, target, "arm b")
-    if A.shape[1] != B.shape[1]:
-        raise ValueError(f"arm a has {A.shape[1]} scenes and arm b {B.shape[1]}: both must be "
-                         "measured on the same held-out scenes")  # fmt: skip
-    n_x = A.shape[1]
-    rng = np.random.default_rng(seed)
-    w = _weights(rng, n_x, n_boot)
-    ua, ub = _weights(rng, A.shape[0], n_boot), _weights(rng, B.shape[0], n_boot)
-    one = np.ones((1, n_x))
+    A, B, t, w, ua, ub = paired_draws(D_a, D_b, values, target, n_boot, seed)
+    one = np.ones((1, A.shape[1]))
     tha = _arm_moments(A, one, np.ones((1, A.shape[0])))[0]
     thb = _arm_moments(B, one, np.ones((1, B.shape[0])))[0]
     tha_b, thb_b = _arm_moments(A, w, ua)[0], _arm_moments(B, w, ub)[0]

@@ -247,6 +247,20 @@ def summarize_arm(
     )  # fmt: skip
 
 
+def paired_draws(D_a, D_b, values, target: str, n_boot: int, seed: int,
+                 names: tuple[str, str] = ("arm a", "arm b")):  # fmt: skip
+    """Two arms on the same scenes, checked, with the resampling weights of a paired comparison:
+    ``(A, B, t, w, ua, ub)``: scene weights `w` shared by both arms, seed weights per arm."""
+    A, t = _check(D_a, values, target, names[0])
+    B, _ = _check(D_b, values, target, names[1])
+    if A.shape[1] != B.shape[1]:
+        raise ValueError(f"{names[0]} has {A.shape[1]} scenes and {names[1]} {B.shape[1]}: "
+                         "both must be measured on the same held-out scenes")  # fmt: skip
+    rng = np.random.default_rng(seed)
+    w = _weights(rng, A.shape[1], n_boot)
+    return A, B, t, w, _weights(rng, A.shape[0], n_boot), _weights(rng, B.shape[0], n_boot)
+
+
 def net_of_placebo(
     D_real, D_placebo, values, target: str, *, n_boot: int = 2000, ci: float = 0.95,
     seed: int = 0,
@@ -257,15 +271,9 @@ def net_of_placebo(
     held-out split); the seeds of the two arms are independent. Scenes are resampled once per
     resample for both arms (the comparison is paired by scene), seeds per arm.
     """
-    A, t = _check(D_real, values, target, "real arm")
-    B, _ = _check(D_placebo, values, target, "placebo arm")
-    if A.shape[1] != B.shape[1]:
-        raise ValueError(f"the real arm has {A.shape[1]} scenes and the placebo {B.shape[1]}: "
-                         "both must be measured on the same held-out scenes")  # fmt: skip
+    A, B, t, w, ua, ub = paired_draws(D_real, D_placebo, values, target, n_boot, seed,
+                                      names=("the real arm", "the placebo"))  # fmt: skip
     n_x = A.shape[1]
-    rng = np.random.default_rng(seed)
-    w = _weights(rng, n_x, n_boot)
-    ua, ub = _weights(rng, A.shape[0], n_boot), _weights(rng, B.shape[0], n_boot)
 
     def moments(wx, wa, wb):
         tha, _, psa, vsa, nsa = _arm_moments(A, wx, wa)

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from vat.anchor import anchored_loss
+from vat.anchor import anchored_loss, check_weight
 from vat.losses import preference_metrics, preference_plus_sft, sequence_logps
 from vat.models import as_spec, load_model
 from vat.modules.common import (
@@ -72,7 +72,7 @@ class DPOModule(PolicyModule):
         self.sft_weight = sft_weight
         self.share_prompt = share_prompt  # one pass over prompt + chosen + rejected: pair_logps
         # tax-aware DPO (`vat.anchor`): a penalty on the anchor pairs' margin shifts, weight lambda
-        anchored_loss(torch.zeros(()), None, anchor_weight)  # validates lambda now
+        check_weight(anchor_weight)
         self.anchor_fn = anchor
         self.anchor_weight = anchor_weight
         self.model = None
