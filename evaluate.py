@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 
 import vat.config  # noqa: F401  (registers the config schemas)
 from vat.evaluate import evaluate
-from vat.sweep import run_cell
+from vat.sweep.cell import run_cell
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")

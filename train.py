@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 import vat.config  # noqa: F401  (registers the config schemas)
-from vat.sweep import run_cell
+from vat.sweep.cell import run_cell
 from vat.train import train
 
 

@@ -87,7 +87,7 @@ class Setup:
 def prepare(model: str, steps: int, batch: int = BATCH, max_length: int = MAX_LENGTH,
             extra: list[str] = (), test_fraction: float = 0.25, device: str = "cpu") -> Setup:  # fmt: skip
     from vat import values as V
-    from vat.data.training import EpochShuffleSampler
+    from vat.data.sampling import EpochShuffleSampler
     from vat.models import as_spec, load_model, load_tokenizer
     from vat.run import build_items, setup
     from vat.train import compute_reference_logps, training_data
@@ -137,7 +137,7 @@ def reference_on_device(model, dataset, collate, batch_size: int, share_prompt: 
     `device` (which `vat.train` leaves to the caller); (N, 2) float64 on the CPU."""
     from torch.utils.data import DataLoader
 
-    from vat.modules.dpo import pair_logps
+    from vat.forward import pair_logps
 
     ref = torch.zeros(len(dataset), 2, dtype=torch.float64)
     for b in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate):

@@ -159,9 +159,12 @@ def bench_scoring(model, tok, items, reps, peaks,
 
 # ------------------------------------------------------------------------------- training
 def train_batches(tok, n_batches: int, pairs_per_batch: int = 4) -> list[dict]:
-    from vat.data.training import PreferenceCollator, PreferenceDataset
+    from vat.data.collate import PreferenceCollator
+    from vat.data.datasets import PreferenceDataset
+    from vat.data.prompt import TrainPrompt
 
-    ds = PreferenceDataset(load_items(BUNDLED), "benevolence", tok)
+    prompt = TrainPrompt(**common.train_config().prompt)
+    ds = PreferenceDataset(load_items(BUNDLED), "benevolence", tok, prompt)
     coll = PreferenceCollator(tok.pad_token_id if tok.pad_token_id is not None else 0)
     ex = list(ds)
     out = []

@@ -46,8 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
 from vat.data import BUNDLED, ItemSet, load_items
-from vat.probes import JudgmentProbe, LikelihoodProbe, Request, Scorer, encode_pair
-from vat.probes.scoring import single_token_ids
+from vat.forward import encode_pair, single_token_ids
+from vat.probes import JudgmentProbe, LikelihoodProbe, Request, Scorer
 
 MODELS = ["tiny", "tiny_4m", "smollm2_135m_instruct"]
 SMOLLM = "smollm2_135m_instruct"

@@ -68,6 +68,17 @@ def items():
     return load_items(BUNDLED)
 
 
+@pytest.fixture(scope="session")
+def train_prompt():
+    """The training prompt as `conf/train.yaml` configures it (its ``prompt:`` node is the one home
+    of the template, the chat-template switch and the length limit)."""
+    from omegaconf import OmegaConf
+
+    from vat.data.prompt import TrainPrompt
+
+    return TrainPrompt(**OmegaConf.load(CONF / "train.yaml").prompt)
+
+
 @pytest.fixture(scope="module")
 def tok(tiny_dir):
     """The tiny model's tokenizer alone: datasets and collators never touch the model."""

@@ -2,6 +2,7 @@
 DPO, the anchor pairs (other values, train split only) and the module's anchored step."""
 
 from collections import Counter
+from dataclasses import replace
 from functools import partial
 
 import pytest
@@ -9,7 +10,8 @@ import torch
 
 from vat import values as V
 from vat.anchor import anchored_loss, margin_shift, pair_anchor, value_anchor
-from vat.data.training import PreferenceCollator, PreferenceDataset, TrainPrompt
+from vat.data.collate import PreferenceCollator
+from vat.data.datasets import PreferenceDataset
 from vat.losses import dpo_sigmoid_loss
 from vat.modules import DPOModule
 
@@ -104,8 +106,8 @@ def test_bad_inputs_are_refused():
 
 
 # ---------------------------------------------------------------------------- anchor pairs
-def test_anchor_pairs_are_other_values_train_split_evenly(tok, items):
-    ds = PreferenceDataset(items, "benevolence", tok, TrainPrompt(), anchor_per_pair=2)
+def test_anchor_pairs_are_other_values_train_split_evenly(tok, items, train_prompt):
+    ds = PreferenceDataset(items, "benevolence", tok, train_prompt, anchor_per_pair=2)
     n = len(ds)
     assert len(ds.anchor_examples) == 2 * n and len(ds.scored_examples) == 3 * n
     assert [e["index"] for e in ds.scored_examples] == list(range(3 * n))
@@ -125,19 +127,19 @@ def test_anchor_pairs_are_other_values_train_split_evenly(tok, items):
     assert batch["input_ids"].shape[0] == 12  # 6 pairs: chosen rows, then rejected rows
 
 
-def test_anchor_draw_is_seeded_and_plain_dpo_has_none(tok, items):
-    a = PreferenceDataset(items, "security", tok, anchor_per_pair=1, placebo_seed=0)
-    b = PreferenceDataset(items, "security", tok, anchor_per_pair=1, placebo_seed=0)
-    c = PreferenceDataset(items, "security", tok, anchor_per_pair=1, placebo_seed=1)
+def test_anchor_draw_is_seeded_and_plain_dpo_has_none(tok, items, train_prompt):
+    a = PreferenceDataset(items, "security", tok, train_prompt, anchor_per_pair=1, placebo_seed=0)
+    b = PreferenceDataset(items, "security", tok, train_prompt, anchor_per_pair=1, placebo_seed=0)
+    c = PreferenceDataset(items, "security", tok, train_prompt, anchor_per_pair=1, placebo_seed=1)
     ids = lambda d: [e["chosen_id"] for e in d.anchor_examples]  # noqa: E731
     assert ids(a) == ids(b) != ids(c)
-    plain = PreferenceDataset(items, "security", tok)
+    plain = PreferenceDataset(items, "security", tok, train_prompt)
     assert plain.anchor_examples == [] and "anchors" not in plain[0]
     assert [e["chosen_input_ids"] for e in plain.examples] == [
         e["chosen_input_ids"] for e in a.examples
     ]  # the target pairs are the same with and without anchors
     with pytest.raises(ValueError, match="anchor_per_pair"):
-        PreferenceDataset(items, "security", tok, anchor_per_pair=-1)
+        PreferenceDataset(items, "security", tok, train_prompt, anchor_per_pair=-1)
 
 
 # ---------------------------------------------------------------------------- the module
@@ -164,11 +166,12 @@ def _perturbed_reference(m, batch, n_scored: int, delta: float) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("anchor", [pair_anchor, value_anchor])
-def test_module_step_pulls_anchor_margins_back(tiny_dir, tok, items, anchor):
+def test_module_step_pulls_anchor_margins_back(tiny_dir, tok, items, train_prompt, anchor):
     """Every anchor margin starts 2 above its reference; one small SGD step of the anchored module
     (lambda = 50) moves each of them back toward it through the model's weights, while the plain
     step (lambda = 0) leaves them where they were."""
-    ds = PreferenceDataset(items, "benevolence", tok, TrainPrompt(max_length=64), anchor_per_pair=1)
+    prompt = replace(train_prompt, max_length=64)
+    ds = PreferenceDataset(items, "benevolence", tok, prompt, anchor_per_pair=1)
     batch = PreferenceCollator(pad_token_id=tok.pad_token_id)([ds[i] for i in range(3)])
     a = batch["is_anchor"]
     after = {}
@@ -192,10 +195,10 @@ def test_module_step_pulls_anchor_margins_back(tiny_dir, tok, items, anchor):
     assert (after[50.0] < 2.0 - 0.2).all() and (after[50.0] > 0).all()
 
 
-def test_module_lambda_zero_gives_the_plain_dpo_loss(tiny_dir, tok, items):
+def test_module_lambda_zero_gives_the_plain_dpo_loss(tiny_dir, tok, items, train_prompt):
     """With anchors in the batch and lambda = 0 the step's loss is plain DPO's on the target pairs
     (the anchor rows share the forward; rows do not interact, so only float rounding differs)."""
-    anchored = PreferenceDataset(items, "benevolence", tok, TrainPrompt(max_length=64),
+    anchored = PreferenceDataset(items, "benevolence", tok, replace(train_prompt, max_length=64),
                                  anchor_per_pair=1)  # fmt: skip
     collate = PreferenceCollator(pad_token_id=tok.pad_token_id)
     batch = collate([anchored[i] for i in range(3)])

@@ -110,16 +110,16 @@ def test_resume_keeps_rows_with_infinite_ends(weak, flat, tmp_path: Path):
 
 
 def test_sweep_rows_from_curve_rows_and_bh(weak, flat):
-    from vat.report.sweep import BH_COLUMNS, TABLE_COLUMNS, _point_row, add_bh
+    from vat.report.sweep_cells import BH_COLUMNS, TABLE_COLUMNS, add_bh, point_row
 
-    row = _point_row(json.loads(json.dumps(curve_row(weak, "lik", 2, 0, 0.0))))
+    row = point_row(json.loads(json.dumps(curve_row(weak, "lik", 2, 0, 0.0))))
     assert row["gnd_hi"] == math.inf and row["nvat_excess"] == pytest.approx(
         weak.nvat_offdiag_excess
     )
-    full = _point_row(weak.to_dict())
+    full = point_row(weak.to_dict())
     assert full["gnd_hi"] == math.inf and full["p_nvat"] == pytest.approx(weak.p_nvat)
     # a vat.json result from before the calibrated statistics: the new numbers are missing
-    old = _point_row({"gain": 0.1, "gnd_l1": 0.5, "nvat_offdiag": 0.3,
+    old = point_row({"gain": 0.1, "gnd_l1": 0.5, "nvat_offdiag": 0.3,
                       "intervals": {"gain": [0.0, 0.2]}})  # fmt: skip
     assert old["nvat_excess"] is None and old["p_gain"] is None and old["gain_lo"] == 0.0
 

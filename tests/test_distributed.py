@@ -263,7 +263,7 @@ def test_deepspeed_without_cuda_fails_before_loading_anything(
 def test_sampler_shards_one_permutation_across_ranks(monkeypatch):
     """Rank r takes perm[r::world]: each step's micro-batches on all ranks hold exactly the
     examples one process would see in that step (here 17 examples, 2 ranks, 1 example each)."""
-    from vat.data.training import EpochShuffleSampler
+    from vat.data.sampling import EpochShuffleSampler
 
     one = EpochShuffleSampler(17, seed=3)
     one.set_epoch(2)

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from vat.data import BUNDLED, load_items
-from vat.data.training import PreferenceCollator, PreferenceDataset, TrainPrompt
+from vat.data.collate import PreferenceCollator
+from vat.data.datasets import PreferenceDataset
 from vat.losses import dpo_sigmoid_loss
 from vat.models import ModelSpec, load_tokenizer
 from vat.modules import DPOModule
@@ -16,10 +17,10 @@ LORA = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"}
 
 
 @pytest.fixture(scope="module")
-def batch_and_data(tiny_dir):
+def batch_and_data(tiny_dir, train_prompt):
     spec = ModelSpec(name="tiny", pretrained=str(tiny_dir))
     tok = load_tokenizer(spec)
-    ds = PreferenceDataset(load_items(BUNDLED), "benevolence", tok, TrainPrompt())
+    ds = PreferenceDataset(load_items(BUNDLED), "benevolence", tok, train_prompt)
     collate = PreferenceCollator(pad_token_id=tok.pad_token_id)
     return collate([ds[i] for i in range(4)]), ds, collate
 
@@ -128,7 +129,7 @@ def test_adapter_disabled_without_lora_fails_fast(tiny_dir):
 def test_shared_prompt_forward_equals_two_full_sequences(tiny_dir, batch_and_data, attn):
     """`pair_logps` packed (prompt once, LM head on responses only) gives the plain forward's
     log-probs and token counts, and the same gradients for the adapters."""
-    from vat.modules.dpo import pair_logps
+    from vat.forward import pair_logps
 
     batch, _, _ = batch_and_data
     m = _module(tiny_dir, "adapter_disabled")
@@ -160,15 +161,15 @@ def test_shared_prompt_forward_equals_two_full_sequences(tiny_dir, batch_and_dat
 
 def test_shared_prompt_falls_back_for_other_models(tiny_dir, batch_and_data):
     """A model type not known to take a custom 4-D mask runs the plain (2B, L) batch."""
-    from vat.modules import dpo
+    from vat.forward import packed_attention, pair_logps
 
     batch, _, _ = batch_and_data
     m = _module(tiny_dir, "adapter_disabled")
-    assert dpo._packable(m.model, 64) is not None
+    assert packed_attention(m.model, 64) is not None
     m.model.get_base_model().config.model_type = "some_other_lm"
-    assert dpo._packable(m.model, 64) is None
+    assert packed_attention(m.model, 64) is None
     with torch.no_grad():
-        total, n = dpo.pair_logps(m.model, batch)
-        full, n_full = dpo.pair_logps(m.model, {k: v for k, v in batch.items()
-                                                if not k.startswith(("packed", "target"))})  # fmt: skip
+        total, n = pair_logps(m.model, batch)
+        full, n_full = pair_logps(m.model, {k: v for k, v in batch.items()
+                                            if not k.startswith(("packed", "target"))})  # fmt: skip
     assert torch.equal(total, full) and torch.equal(n, n_full)

@@ -5,10 +5,12 @@ import pytest
 import torch
 
 from vat.data import ItemSet
+from vat.forward import encode_pair
 from vat.interventions import Prompting
 from vat.models import ModelSpec, load
-from vat.probes import JudgmentProbe, LikelihoodProbe, Request, Scorer, encode_pair, validity
+from vat.probes import JudgmentProbe, LikelihoodProbe, Request, Scorer, validity
 from vat.probes.base import ProbeResult
+from vat.probes.scoring.plan import groups
 
 
 @pytest.fixture(scope="module")
@@ -69,15 +71,12 @@ def test_engine_matches_reference_and_is_batch_invariant(tiny, held_small):
 
 
 def test_prefix_reuse_actually_groups(tiny, held_small):
-    model, tok = tiny
+    _, tok = tiny
     reqs = _requests(tok, held_small)
-    plan = Scorer(model, reuse_prefix=True)._plan(
-        reqs, [list(r.context) + list(r.continuation) for r in reqs]
-    )
+    fulls = [list(r.context) + list(r.continuation) for r in reqs]
+    plan = groups(reqs, fulls, reuse_prefix=True, min_prefix=8)
     assert len(plan) == 3 and all(k > 20 for k, _ in plan)  # one cached scenario prefix per scene
-    plan = Scorer(model, reuse_prefix=False)._plan(
-        reqs, [list(r.context) + list(r.continuation) for r in reqs]
-    )
+    plan = groups(reqs, fulls, reuse_prefix=False, min_prefix=8)
     assert [k for k, _ in plan] == [0]
     lengths = [len(reqs[i].context) + len(reqs[i].continuation) for i in plan[0][1]]
     assert lengths == sorted(lengths, reverse=True)  # longest first
@@ -175,7 +174,7 @@ def test_packed_batches_equal_plain_scoring(tiny, held_small, attn):
         cfg._attn_implementation = attn
         packed = Scorer(model, batch_size=16, reuse_prefix=True, progress=False)
         fulls = [list(r.context) + list(r.continuation) for r in reqs]
-        units = packed._units(packed._plan(reqs, fulls), fulls, [len(r.context) for r in reqs])
+        units = packed._units(reqs, fulls, fulls, [len(r.context) for r in reqs])
         assert all(u.packed for u in units) and len(units) == 3  # one packed unit per scene
         plain = Scorer(model, batch_size=16, reuse_prefix=False, progress=False)
         # with option tokens (read after the last token) and without (the last token not run)
@@ -212,14 +211,14 @@ def test_packed_scoring_of_one_token_continuations(tiny):
 def test_packed_scoring_without_boolean_logits_to_keep(tiny, held_small, monkeypatch):
     """A transformers that computes logits at every position (no boolean ``logits_to_keep``):
     the packed path reads them by (row, column) and gives the same scores."""
-    from vat.probes import scoring
+    from vat.probes.scoring import hf_compat
 
     model, tok = tiny
     reqs = _requests(tok, held_small)
     options = [5, 17, 99]
     want = Scorer(model, batch_size=16, reuse_prefix=False, progress=False)
     want_opt, want_lp = want.score(reqs, options), want.score(reqs)
-    monkeypatch.setattr(scoring, "_bool_logits_to_keep", lambda: False)
+    monkeypatch.setattr(hf_compat, "bool_logits_to_keep", lambda: False)
     got = Scorer(model, batch_size=16, reuse_prefix=True, progress=False)
     got_opt, got_lp = got.score(reqs, options), got.score(reqs)
     np.testing.assert_allclose(got_opt.logprob, want_opt.logprob, atol=1e-5, rtol=0)

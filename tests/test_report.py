@@ -21,7 +21,8 @@ from vat.report import (
     summary_table,
     write_report,
 )
-from vat.report.markdown import fmt, fmt_interval, fmt_p, fmt_ratio_interval, interpretation
+from vat.report.format import fmt, fmt_interval, fmt_p, fmt_ratio_interval
+from vat.report.headline import interpretation
 from vat.values import BASIC, BASIC_VALUES
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -17,7 +17,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
 from tests.overrides import FAST as TINY
-from vat.sweep import config_diff, planned_cells, read_manifest, update_manifest
+from vat.sweep.cell import config_diff
+from vat.sweep.manifest import read_manifest, update_manifest
+from vat.sweep.names import planned_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

@@ -2,35 +2,30 @@
 
 from __future__ import annotations
 
-import dataclasses
+from dataclasses import replace
 
 import pytest
 import torch
 
 from vat.data import ItemSet
-from vat.data.training import (
-    IGNORE_INDEX,
-    PreferenceCollator,
-    PreferenceDataset,
-    SFTCollator,
-    SFTDataset,
-    TrainPrompt,
-    length_grouped_indices,
-)
+from vat.data.collate import PreferenceCollator, SFTCollator
+from vat.data.datasets import PreferenceDataset, SFTDataset
+from vat.data.prompt import TrainPrompt
+from vat.forward import encode_pair
+from vat.losses import IGNORE_INDEX
 from vat.models import ModelSpec
-from vat.probes import encode_pair
 
 TARGET = "benevolence"
 
 
 @pytest.fixture(scope="module")
-def sft(items, tok):
-    return SFTDataset(items, TARGET, tok, TrainPrompt())
+def sft(items, tok, train_prompt):
+    return SFTDataset(items, TARGET, tok, train_prompt)
 
 
 @pytest.fixture(scope="module")
-def pref(items, tok):
-    return PreferenceDataset(items, TARGET, tok, TrainPrompt())
+def pref(items, tok, train_prompt):
+    return PreferenceDataset(items, TARGET, tok, train_prompt)
 
 
 def _split(example: dict, prefix: str = "") -> tuple[list[int], list[int]]:
@@ -41,42 +36,48 @@ def _split(example: dict, prefix: str = "") -> tuple[list[int], list[int]]:
 
 
 # --------------------------------------------------------------------------------- TrainPrompt
-def test_template_validation():
+def test_configured_fields_have_no_code_default():
+    # conf/train.yaml's prompt: node is their one home; the code adds no second default.
+    with pytest.raises(TypeError, match="template"):
+        TrainPrompt()
+
+
+def test_template_validation(train_prompt):
     with pytest.raises(ValueError, match="scenario"):
-        TrainPrompt(template="What do you do?")
+        replace(train_prompt, template="What do you do?")
     with pytest.raises(ValueError, match="only"):
-        TrainPrompt(template="{scenario} ({micro_label})")
+        replace(train_prompt, template="{scenario} ({micro_label})")
     for bad in ("Act with benevolence. {scenario}", "{scenario}\nShow SELF-DIRECTION."):
         with pytest.raises(ValueError, match="names the value"):
-            TrainPrompt(template=bad)
-    TrainPrompt(template="Situation: {scenario}\nYour move?")  # fine
+            replace(train_prompt, template=bad)
+    replace(train_prompt, template="Situation: {scenario}\nYour move?")  # fine
 
 
-def test_fingerprint_stable_and_field_sensitive():
-    a = TrainPrompt()
-    assert a.fingerprint() == TrainPrompt().fingerprint()
+def test_fingerprint_stable_and_field_sensitive(train_prompt):
+    a = train_prompt
+    assert a.fingerprint() == replace(a).fingerprint()
     assert len({a.fingerprint()} | {
-        dataclasses.replace(a, **kw).fingerprint()
+        replace(a, **kw).fingerprint()
         for kw in ({"max_length": 128}, {"add_eos": False}, {"use_chat_template": False},
                    {"plain_answer_prefix": "\nA: "}, {"template": "S: {scenario}"})
     }) == 6  # fmt: skip
 
 
-def test_encode_matches_probe_machinery(items, tok):
+def test_encode_matches_probe_machinery(items, tok, train_prompt):
     it = items.train(TARGET).items[0]
     for chat in (True, False):
-        tp = TrainPrompt(use_chat_template=chat)
+        tp = replace(train_prompt, use_chat_template=chat)
         c, x = encode_pair(tok, tp.prompt_text(tok, it), it.action)
         p, r = tp.encode(tok, it)
         assert p == c
         assert r == [*x, tok.eos_token_id]
-        p, r = dataclasses.replace(tp, add_eos=False).encode(tok, it)
+        p, r = replace(tp, add_eos=False).encode(tok, it)
         assert (p, r) == (c, x)
 
 
-def test_chat_and_plain_modes(items, tok):
+def test_chat_and_plain_modes(items, tok, train_prompt):
     it = items.train(TARGET).items[0]
-    chat = TrainPrompt(use_chat_template=True)
+    chat = replace(train_prompt, use_chat_template=True)
     text = chat.prompt_text(tok, it)
     assert text.endswith("<|im_start|>assistant\n")  # generation prompt, then the reply
     assert chat.user_text(it) in text
@@ -84,7 +85,7 @@ def test_chat_and_plain_modes(items, tok):
     assert tok.decode(p).endswith("<|im_start|>assistant")
     assert tok.decode(r, skip_special_tokens=True).strip() == it.action
 
-    plain = TrainPrompt(use_chat_template=False)
+    plain = replace(train_prompt, use_chat_template=False)
     text = plain.prompt_text(tok, it)
     assert text == plain.user_text(it) + "\nAnswer: "
     assert "<|im_start|>" not in text
@@ -94,40 +95,40 @@ def test_chat_and_plain_modes(items, tok):
     assert tok.decode(r[:-1]) == " " + it.action
 
 
-def test_chat_mode_without_template_raises(items, tok):
+def test_chat_mode_without_template_raises(items, tok, train_prompt):
     it = items.train(TARGET).items[0]
     base = tok.__class__.from_pretrained(tok.name_or_path)
     base.chat_template = None
     with pytest.raises(ValueError, match="use_chat_template=false"):
-        TrainPrompt(use_chat_template=True).encode(base, it)
-    TrainPrompt(use_chat_template=False).encode(base, it)  # plain mode works
+        replace(train_prompt, use_chat_template=True).encode(base, it)
+    replace(train_prompt, use_chat_template=False).encode(base, it)  # plain mode works
 
 
-def test_truncation_cuts_prompt_from_left(items, tok):
+def test_truncation_cuts_prompt_from_left(items, tok, train_prompt):
     it = items.train(TARGET).items[0]
-    full_p, full_r = TrainPrompt().encode(tok, it)
+    full_p, full_r = train_prompt.encode(tok, it)
     n = len(full_r) + 5
-    p, r = TrainPrompt(max_length=n).encode(tok, it)
+    p, r = replace(train_prompt, max_length=n).encode(tok, it)
     assert r == full_r  # the response is never cut
     assert p == full_p[-5:]  # the prompt keeps its end (the generation prompt)
     assert len(p) + len(r) == n
 
     with pytest.raises(ValueError, match=it.id):
-        TrainPrompt(max_length=len(full_r) - 1).encode(tok, it)
+        replace(train_prompt, max_length=len(full_r) - 1).encode(tok, it)
     with pytest.raises(ValueError, match=it.id):  # at least one prompt token must remain
-        TrainPrompt(max_length=len(full_r)).encode(tok, it)
+        replace(train_prompt, max_length=len(full_r)).encode(tok, it)
 
 
-def test_dataset_truncation_and_errors(items, tok):
-    ds = SFTDataset(items, TARGET, tok, TrainPrompt(max_length=64))
-    assert max(ds.lengths) <= 64
+def test_dataset_truncation_and_errors(items, tok, train_prompt):
+    ds = SFTDataset(items, TARGET, tok, replace(train_prompt, max_length=64))
+    assert max(len(e["input_ids"]) for e in ds) <= 64
     first = next(it for it in items.train(TARGET) if it.polarity == "express")
     with pytest.raises(ValueError, match=first.id):  # the first item that does not fit is named
-        SFTDataset(items, TARGET, tok, TrainPrompt(max_length=8))
+        SFTDataset(items, TARGET, tok, replace(train_prompt, max_length=8))
     with pytest.raises(ValueError, match="no train-split"):
-        SFTDataset(ItemSet(items.heldout().items), TARGET, tok)
+        SFTDataset(ItemSet(items.heldout().items), TARGET, tok, train_prompt)
     with pytest.raises(ValueError, match="no train-split"):
-        PreferenceDataset(ItemSet(items.heldout().items), TARGET, tok)
+        PreferenceDataset(ItemSet(items.heldout().items), TARGET, tok, train_prompt)
 
 
 # ----------------------------------------------------------------------------------------- SFT
@@ -174,8 +175,8 @@ def test_preference_examples(items, pref, tok):
     assert [e["index"] for e in pref] == list(range(len(pref)))
 
 
-def test_preference_shared_prompt_under_truncation(items, tok):
-    ds = PreferenceDataset(items, TARGET, tok, TrainPrompt(max_length=48))
+def test_preference_shared_prompt_under_truncation(items, tok, train_prompt):
+    ds = PreferenceDataset(items, TARGET, tok, replace(train_prompt, max_length=48))
     for e, (c, r) in zip(ds, ds.pairs, strict=True):
         pc, rc = _split(e, "chosen_")
         pr, rr = _split(e, "rejected_")
@@ -258,14 +259,6 @@ def test_sft_collator(sft, tok):
     # Works as a DataLoader collate_fn.
     loader = torch.utils.data.DataLoader(sft, batch_size=5, collate_fn=SFTCollator(0))
     assert sum(b["input_ids"].shape[0] for b in loader) == len(sft)
-
-
-def test_length_grouped_indices():
-    lengths = [5, 50, 7, 3, 40, 41, 6, 8, 2, 39]
-    a = length_grouped_indices(lengths, batch_size=2, seed=0, mega=2)
-    assert sorted(a) == list(range(len(lengths)))
-    assert a == length_grouped_indices(lengths, batch_size=2, seed=0, mega=2)
-    assert lengths[a[0]] == max(lengths) or lengths[a[1]] == max(lengths)  # longest batch first
 
 
 def test_batch_logprobs_equal_probe_scores(tiny_dir, pref, tok):

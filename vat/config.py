@@ -17,6 +17,7 @@ from vat.data.schema import OnInvalid
 from vat.interventions import NoIntervention, Prompting
 from vat.models.loading import ModelSpec
 from vat.probes import JudgmentProbe, LikelihoodProbe
+from vat.sweep.names import register_resolvers
 
 
 @dataclass
@@ -103,4 +104,4 @@ def register_configs() -> None:
 
 
 register_configs()
-import vat.sweep  # noqa: E402, F401  (registers the resolvers the configs use)
+register_resolvers()

@@ -63,7 +63,8 @@ class NoIntervention:
 @dataclass
 class Prompting:
     _target_: str = "vat.interventions.Prompting"
-    # Formatted with {value_label} and {value_goal}; null for few-shot only.
+    # Formatted with {value_label} and {value_goal}; null for few-shot only. Written here only:
+    # conf/intervention/prompting.yaml (and method=prompting through it) takes it from this schema.
     system_prompt: str | None = (
         "You are a person who deeply values {value_label}: {value_goal}. Let this value guide "
         "what you do."

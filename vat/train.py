@@ -26,22 +26,17 @@ from torch.utils.data import DataLoader
 from vat import values as V
 from vat.cache import build_once, cache_dir
 from vat.checkpoint import AtomicCheckpointIO, recover_checkpoints
-from vat.data.training import (
-    EpochShuffleSampler,
-    PreferenceCollator,
-    PreferenceDataset,
-    ResumableDataLoader,
-    SFTCollator,
-    SFTDataset,
-    TrainPrompt,
-)
+from vat.data.collate import PreferenceCollator, SFTCollator
+from vat.data.datasets import PreferenceDataset, SFTDataset
+from vat.data.prompt import TrainPrompt
+from vat.data.sampling import EpochShuffleSampler, ResumableDataLoader
 from vat.evaluate import measure, model_key
+from vat.forward import pair_logps
 from vat.launch import check_launch, walltime_signal_guard
 from vat.loggers import guard_all
 from vat.metrics import to_jsonable
 from vat.models import as_spec, load_model, load_tokenizer
 from vat.modules import is_preference, is_prompting
-from vat.modules.dpo import pair_logps
 from vat.preflight import check_items
 from vat.probes.base import fingerprint
 from vat.run import build_items, setup
@@ -306,7 +301,7 @@ def compute_reference_logps(
     model, dataset, collate, batch_size: int, average: bool, share_prompt: bool = True
 ) -> torch.Tensor:
     """(N, 2) float64 (chosen, rejected) log-probs of every pair under `model`, uncached, by the
-    same forward as the training step (`vat.modules.dpo.pair_logps`)."""
+    same forward as the training step (`vat.forward.pair_logps`)."""
     ref = torch.zeros(len(dataset), 2, dtype=torch.float64)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     for batch in loader:
@@ -420,7 +415,7 @@ def final_report(out: Path, cb, summary: dict, cfg: DictConfig) -> dict:
     from vat.probes.checks import probe_agreement, probe_checks
     from vat.report import make_figures, plot_curve, write_report
     from vat.report.checks import checks_lines, robustness_lines
-    from vat.report.markdown import interpretation
+    from vat.report.headline import interpretation
 
     rows, _ = read_curve(cb.curve_path)
     final = {}

@@ -2,10 +2,10 @@
 hands the launcher only the cells still to run.
 
 A cell whose ``status.json`` says ``done`` is left out before launching, so re-running a finished
-sweep under the submitit launcher submits no SLURM job at all (inside a job, `vat.sweep.run_cell`
-would also skip it, but only after the job had queued and started). A done cell is launched anyway
-when its config cannot be checked here or differs from the one it ran with: `run_cell` then refuses
-it and names the differing keys, exactly as without this sweeper.
+sweep under the submitit launcher submits no SLURM job at all (inside a job,
+`vat.sweep.cell.run_cell` would also skip it, but only after the job had queued and started). A done
+cell is launched anyway when its config cannot be checked here or differs from the one it ran with:
+`run_cell` then refuses it and names the differing keys, exactly as without this sweeper.
 """
 
 # No `from __future__ import annotations`: Hydra's plugin scan executes this module outside
@@ -63,13 +63,9 @@ class SkipDoneSweeper(BasicSweeper):
 
     def done(self, overrides: list[str]) -> bool:
         """True when the cell of `overrides` is done and its config is the one it ran with."""
-        from vat.sweep import (
-            STATUS,
-            CellFailedError,
-            _check_same_experiment,
-            cell_dir_name,
-            read_json,
-        )
+        from vat.sweep.cell import CellFailedError, check_same_experiment
+        from vat.sweep.manifest import STATUS, read_json
+        from vat.sweep.names import cell_dir_name
 
         assert self.config is not None and self.hydra_context is not None
         cell_dir = Path(self.config.hydra.sweep.dir) / cell_dir_name(overrides, self.config.hydra)
@@ -85,7 +81,7 @@ class SkipDoneSweeper(BasicSweeper):
             HydraConfig.instance().set_config(cfg)  # what ${hydra:...} resolves against
             with open_dict(cfg):
                 del cfg["hydra"]
-            _check_same_experiment(cfg, cell_dir, status)
+            check_same_experiment(cfg, cell_dir, status)
         except CellFailedError:
             return False  # run_cell will refuse it and say why
         except Exception as e:  # cannot tell: let the cell run and check itself

@@ -8,8 +8,8 @@ import pytest
 
 from vat import values as V
 from vat.data import placebo as P
+from vat.data.datasets import PreferenceDataset, SFTDataset
 from vat.data.register import has_negation
-from vat.data.training import PreferenceDataset, SFTDataset, TrainPrompt
 from vat.interventions import NEUTRAL_SYSTEM, Prompting, neutral_system_prompt
 
 TARGET = "benevolence"
@@ -60,8 +60,8 @@ def test_neutral_text_names_no_value_and_matches_length(items):
     assert P.names_a_value("I act with Benevolence.") == "Benevolence"
 
 
-def test_placebo_datasets_keep_budget_and_format(items, tok):
-    prompt = TrainPrompt()
+def test_placebo_datasets_keep_budget_and_format(items, tok, train_prompt):
+    prompt = train_prompt
     real = PreferenceDataset(items, TARGET, tok, prompt)
     shuf = PreferenceDataset(items, TARGET, tok, prompt, train_data="shuffled", placebo_seed=1)
     mixed = PreferenceDataset(items, TARGET, tok, prompt, train_data="mixed", placebo_seed=1)

@@ -188,7 +188,7 @@ def test_recover_checkpoints_undoes_an_interrupted_directory_swap(tmp_path):
 
 def test_sampler_resumes_in_the_middle_of_an_epoch():
     """What a mid-epoch checkpoint stores: the epoch and the examples training has taken."""
-    from vat.data.training import EpochShuffleSampler
+    from vat.data.sampling import EpochShuffleSampler
 
     full = EpochShuffleSampler(10, seed=3)
     full.set_epoch(2)

@@ -12,7 +12,7 @@ import pytest
 
 from tests.overrides import FAST as TINY
 from vat import values as V
-from vat.report.controls import cell_states
+from vat.report.arms import cell_states
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,13 +113,13 @@ def _fake_cells(
 
 @pytest.mark.parametrize("planted", [0.0, 0.3])
 def test_net_of_placebo_finds_a_planted_shift_and_nets_out_the_common_one(tmp_path, planted):
-    from vat.report.controls import analyse, collect_arms
-    from vat.report.sweep import _meta
+    from vat.report.arms import collect_arms
+    from vat.report.controls import analyse
 
     _fake_cells(tmp_path, planted)
     cells = {d.name: {"status": "done", "overrides": d.name.split(",")}
              for d in tmp_path.iterdir()}  # fmt: skip
-    arms = collect_arms(tmp_path, cells, _meta)
+    arms = collect_arms(tmp_path, cells)
     assert sorted((a["method"], len(a["runs"])) for a in arms) == [("dpo", 3), ("dpo_placebo", 3)]
     res = analyse(arms, n_boot=500)
     net = res["net"].set_index("value")
@@ -139,7 +139,6 @@ def test_net_of_placebo_finds_a_planted_shift_and_nets_out_the_common_one(tmp_pa
 
 def test_aggregate_over_targets_in_the_report(tmp_path):
     from vat.report.controls import controls_section
-    from vat.report.sweep import _meta
 
     _fake_cells(tmp_path, 0.0, seeds=(0, 1), methods=("dpo",))
     _fake_cells(tmp_path, 0.0, seeds=(0, 1), target="tradition", methods=("dpo",))
@@ -147,7 +146,7 @@ def test_aggregate_over_targets_in_the_report(tmp_path):
              for d in tmp_path.iterdir()}  # fmt: skip
     out = tmp_path / "report"
     out.mkdir()
-    lines = controls_section(tmp_path, out, cells, _meta, n_boot=300)
+    lines = controls_section(tmp_path, out, cells, n_boot=300)
     agg = pd.read_csv(out / "over_targets.csv")
     assert len(agg) == 1 and agg["n_targets"].iloc[0] == 2
     assert agg["targets"].iloc[0] == "benevolence,tradition"
@@ -160,14 +159,13 @@ def test_frontier_reports_anchoring_that_lowers_the_tax_at_the_same_gain(tmp_pat
     others by 0.05 and the target by 0.5: the off-target shift falls by 0.15, significantly, at a
     gain within plain DPO's interval; the placebo is a row of its own."""
     from vat.report.controls import controls_section
-    from vat.report.sweep import _meta
 
     _fake_cells(tmp_path, 0.0, methods=("dpo", "dpo_placebo", ("dpo_anchored", 3.0)))
     cells = {d.name: {"status": "done", "overrides": d.name.split(",")}
              for d in tmp_path.iterdir()}  # fmt: skip
     out = tmp_path / "report"
     out.mkdir()
-    text = "\n".join(controls_section(tmp_path, out, cells, _meta, n_boot=400))
+    text = "\n".join(controls_section(tmp_path, out, cells, n_boot=400))
     f = pd.read_csv(out / "frontier.csv").set_index("arm")
     assert list(f.index) == ["plain DPO", "anchored (pair_anchor), lambda = 3", "placebo"]
     anch = f.loc["anchored (pair_anchor), lambda = 3"]

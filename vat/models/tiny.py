@@ -16,7 +16,7 @@ import torch
 
 from vat import values as V
 from vat.cache import build_once, cache_dir
-from vat.data.loaders import bundled_path
+from vat.data.readers import bundled_path
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
 # ChatML, the template SmolLM2 and Qwen use, so the chat path is exercised by the tiny model too.

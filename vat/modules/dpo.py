@@ -27,7 +27,8 @@ from typing import Any
 import torch
 
 from vat.anchor import anchored_loss, check_weight
-from vat.losses import preference_metrics, preference_plus_sft, sequence_logps
+from vat.forward import pair_logps
+from vat.losses import preference_metrics, preference_plus_sft
 from vat.models import as_spec, load_model
 from vat.modules.common import (
     PolicyModule,
@@ -160,78 +161,3 @@ class DPOModule(PolicyModule):
                         f"logps/rejected{'' if on_step else '_' + stage}": pr.detach().mean()})  # fmt: skip
         self.log_dict(metrics, on_step=on_step, on_epoch=not on_step)
         return loss
-
-
-# ---------------------------------------------------------------------- shared-prompt forward
-# Model types whose logits are exactly ``lm_head(backbone(...))`` (no logit scale or softcapping)
-# and whose decoder takes explicit position ids and a ready 4-D attention mask. Others run the plain
-# (2B, L) batch.
-PACKABLE_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
-SDPA_EAGER = ("sdpa", "eager")
-
-
-def _packable(model, width: int):
-    """(backbone, lm_head, attention implementation) when `model` can run packed pairs of `width`
-    tokens, else None."""
-    base = model.get_base_model() if is_peft(model) else model
-    cfg = getattr(base, "config", None)
-    impl = getattr(cfg, "_attn_implementation", None)
-    if getattr(cfg, "model_type", None) not in PACKABLE_MODEL_TYPES or impl not in SDPA_EAGER:
-        return None
-    window = getattr(cfg, "sliding_window", None)
-    if window and getattr(cfg, "use_sliding_window", True) and width > window:
-        return None  # the custom mask would not apply the model's window
-    backbone = getattr(base, getattr(base, "base_model_prefix", ""), None)
-    head = base.get_output_embeddings()
-    if backbone is None or backbone is base or head is None:
-        return None
-    return backbone, head, impl
-
-
-def packed_attention_mask(segment: torch.Tensor, impl: str, dtype: torch.dtype) -> torch.Tensor:
-    """(B, 1, T, T) mask for packed pairs (`vat.data.training.pack_pairs`): causal, no padding keys,
-    and a rejected token never sees a chosen one. Padding queries see themselves only (no empty
-    softmax row, so no NaN). Boolean (True = attend) for SDPA, additive float for eager."""
-    t = segment.shape[1]
-    q, k = segment[:, :, None], segment[:, None, :]
-    causal = torch.ones(t, t, dtype=torch.bool, device=segment.device).tril()
-    keep = causal & (k >= 0) & ~((q == 2) & (k == 1))
-    keep |= torch.eye(t, dtype=torch.bool, device=segment.device)
-    keep = keep[:, None]
-    if impl == "sdpa":
-        return keep
-    return torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill(
-        ~keep, torch.finfo(dtype).min
-    )
-
-
-def pair_logps(model, batch, share_prompt: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed response log-probs (2B,) float32 and response token counts (2B,) of a preference
-    batch (`PreferenceCollator`): chosen rows first, then rejected.
-
-    Packed (``share_prompt`` and the batch has ``packed_*`` fields and the model allows it): one
-    pass over ``prompt + chosen + rejected`` per pair, so the prompt runs once instead of twice,
-    and the LM head and its log-softmax run only on the response tokens (not on the prompt, nor on
-    padding), gathered by the host-built target indices (no host sync). Otherwise the plain
-    (2B, L) forward and `sequence_logps` over the full logits. Both give the same numbers (up to
-    float rounding): the rejected tokens see the prompt at the same positions, and never the
-    chosen response.
-    """
-    parts = (
-        _packable(model, batch["packed_input_ids"].shape[1])
-        if share_prompt and "packed_input_ids" in batch
-        else None
-    )
-    if parts is None:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        return sequence_logps(logits, batch["labels"], average=False)
-    backbone, head, impl = parts
-    mask = packed_attention_mask(batch["packed_segment"], impl, head.weight.dtype)
-    hidden = backbone(input_ids=batch["packed_input_ids"], attention_mask=mask,
-                      position_ids=batch["packed_position_ids"], use_cache=False).last_hidden_state  # fmt: skip
-    logits = head(hidden[batch["target_row"], batch["target_pos"]])  # (N, V): responses only
-    targets = batch["target_ids"]
-    token = logits.gather(-1, targets[:, None])[:, 0].float() - torch.logsumexp(logits.float(), -1)
-    grid = batch["response_mask"]
-    total = token.new_zeros(grid.numel()).scatter(0, batch["target_slot"], token)
-    return total.view(grid.shape).sum(-1), grid.sum(-1)

@@ -3,7 +3,7 @@
 from vat.probes.base import ProbeResult, PromptContext, state_matrix, validity
 from vat.probes.judgment import JudgmentProbe
 from vat.probes.likelihood import LikelihoodProbe
-from vat.probes.scoring import Request, Scorer, Scores, encode_pair
+from vat.probes.scoring import Request, Scorer, Scores
 
 __all__ = [
     "JudgmentProbe",
@@ -13,7 +13,6 @@ __all__ = [
     "Request",
     "Scorer",
     "Scores",
-    "encode_pair",
     "state_matrix",
     "validity",
 ]

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vat.data import ItemSet
+from vat.forward import single_token_ids
 from vat.probes.base import ProbeResult, PromptContext, items_frame
-from vat.probes.prompts import fields, render, system_text
-from vat.probes.scoring import Request, Scorer, single_token_ids
+from vat.probes.scoring import Request, Scorer
+from vat.prompts import fields, render, system_text
 
 ORDERS = ("forward", "reverse")
 

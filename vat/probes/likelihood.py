@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from vat.data import ItemSet
+from vat.forward import encode_pair
 from vat.probes.base import ProbeResult, PromptContext, items_frame, pair_table
-from vat.probes.prompts import fields, render, system_text
-from vat.probes.scoring import Request, Scorer, encode_pair
+from vat.probes.scoring import Request, Scorer
+from vat.prompts import fields, render, system_text
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from vat.report.markdown import fmt
+from vat.report.format import NA, fmt, md_table
 
 #: A post model whose judgment option mass fell below this share of the base model's (or from
 #: above 0.2 to below it) no longer answers the rating question with a digit often enough to read its ratings.
@@ -13,7 +13,7 @@ MASS_DROP = 0.5
 
 
 def _arrow(a: Any, b: Any) -> str:
-    return "n/a" if a is None and b is None else f"{fmt(a)} -> {fmt(b)}"
+    return NA if a is None and b is None else f"{fmt(a)} -> {fmt(b)}"
 
 
 def check_warnings(probe: str, c: Mapping[str, Any]) -> list[str]:
@@ -43,15 +43,13 @@ def checks_lines(checks: Mapping[str, Mapping[str, Any]],
              "Is the probe still measuring what it measured on the base model? Pair accuracy: "
              "share of held-out pairs ranked the right way; option mass (judgment): probability on "
              "the rating digits; order gap (judgment, both scale orders): mean |forward - reverse| "
-             "rating.", "",
-             "| probe | pair accuracy pre -> post | option mass pre -> post | order gap pre -> post |",
-             "|---|---|---|---|"]  # fmt: skip
-    warn = []
-    for probe, c in checks.items():
-        lines.append(f"| {probe} | {_arrow(c.get('pair_accuracy_pre'), c.get('pair_accuracy_post'))} | "
-                     f"{_arrow(c.get('option_mass_pre'), c.get('option_mass_post'))} | "
-                     f"{_arrow(c.get('order_gap_pre'), c.get('order_gap_post'))} |")  # fmt: skip
-        warn += check_warnings(probe, c)
+             "rating.", ""]  # fmt: skip
+    header = ["probe", "pair accuracy pre -> post", "option mass pre -> post",
+              "order gap pre -> post"]  # fmt: skip
+    lines += md_table(header, [[probe, *(_arrow(c.get(f"{k}_pre"), c.get(f"{k}_post"))
+                                         for k in ("pair_accuracy", "option_mass", "order_gap"))]
+                               for probe, c in checks.items()])  # fmt: skip
+    warn = [w for probe, c in checks.items() for w in check_warnings(probe, c)]
     lines.append("")
     lines += [f"**Warning:** {w}." for w in warn] + ([""] if warn else [])
     if agreement:

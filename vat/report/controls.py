@@ -1,9 +1,9 @@
 """The sweep report's controls: repeats over seeds, the tax net of its placebo, the referee's
 regression.
 
-Cells that differ only by ``seed`` form an **arm** (one intervention, several training seeds). For
-every arm (per probe) this reads each cell's item scores at its last point, turns them into shift
-matrices D[seed, scene, value] and reports (`vat.metrics.repeats`):
+Cells that differ only by ``seed`` form an **arm** (one intervention, several training seeds,
+`vat.report.arms`). For every arm (per probe) this stacks its cells' shift matrices into
+D[seed, scene, value] and reports (`vat.metrics.repeats`):
 
 - ``repeats.csv``: one row per arm: gain and bias-corrected GND with two-level bootstrap-t
   intervals (seeds, then scenes), and the between-seed standard deviation of gain and GND;
@@ -16,15 +16,10 @@ matrices D[seed, scene, value] and reports (`vat.metrics.repeats`):
   the anchored-minus-plain differences (`vat.report.frontier`), with the gain-vs-GND figure;
 - ``regression.csv``: the referee's regression (`vat.metrics.regression`) per real arm, pooled over
   its seeds, with length, negation and (when a judgment probe ran) option-mass covariates.
-
-A cell's item scores: ``states_pre_<probe>/`` and the last ``states/step*_<probe>/`` (sft, dpo),
-``<probe>/states_pre/`` and the strongest ``<probe>/states_post*/`` (method=prompting), or
-``states_pre/`` and the strongest ``states_post*/`` (an ``evaluate.py`` cell).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -35,142 +30,14 @@ from omegaconf import OmegaConf
 
 from vat.metrics.regression import referee_regression, register_covariates
 from vat.metrics.repeats import aggregate_over_targets, net_of_placebo, stack_runs, summarize_arm
-from vat.probes.base import ProbeResult
+from vat.report.arms import collect_arms, on_scenes, paired
+from vat.report.format import fmt, fmt_estimate, fmt_gnd, fmt_p, label, md_frame
 from vat.report.frontier import frontier_section
-from vat.report.markdown import fmt, fmt_gnd, fmt_interval, fmt_p, label
 
 log = logging.getLogger(__name__)
 
 
-# ---------------------------------------------------------------------------- reading
-def _strength(p: Path) -> int:
-    tail = p.name.rsplit("_k", 1)
-    return int(tail[1]) if len(tail) == 2 and tail[1].isdigit() else -1
-
-
-def cell_states(cell_dir: Path) -> dict[str, tuple[Path, Path]]:
-    """probe -> (pre state dir, last post state dir) of one cell; probes without both are left out."""
-    out = {}
-    for pre in sorted(cell_dir.glob("states_pre_*")):
-        probe = pre.name.removeprefix("states_pre_")
-        posts = sorted((cell_dir / "states").glob(f"step*_{probe}"))
-        if posts:
-            out[probe] = (pre, posts[-1])
-    for pre in [*sorted(cell_dir.glob("*/states_pre")), cell_dir / "states_pre"]:
-        posts = sorted(pre.parent.glob("states_post*"), key=_strength)
-        if pre.is_dir() and posts:
-            probe = json.loads((pre / "meta.json").read_text()).get("probe", pre.parent.name)
-            out.setdefault(probe, (pre, posts[-1]))
-    return out
-
-
-def shift_matrix(pre: ProbeResult, post: ProbeResult) -> tuple[list[str], list[str], np.ndarray]:
-    """(scenes, values, D = S_post - S_pre) at the basic-value level, rows paired by scene."""
-    scenes, values, S_pre = pre.state("value")
-    _, _, S_post = post.state("value", scenes)
-    return scenes, values, S_post - S_pre
-
-
-def _mass_change(pre: ProbeResult, post: ProbeResult, scenes, values) -> np.ndarray | None:
-    """(scenes, values) change of the judgment probe's option-token mass, mean over the items."""
-    if "option_mass" not in pre.items or "option_mass" not in post.items:
-        return None
-    key = ["scene_id", "value"]
-    a = pre.items.groupby(key)["option_mass"].mean()
-    b = post.items.groupby(key)["option_mass"].mean()
-    d = (b - a).unstack("value").reindex(index=scenes, columns=values)
-    return d.to_numpy(float)
-
-
-def _config(cell_dir: Path):
-    f = cell_dir / "config.yaml"
-    return OmegaConf.load(f) if f.is_file() else None
-
-
-def _control_of(cfg) -> str | None:
-    """The method a cell's placebo controls for: ``method.control_of`` (train.py), or
-    ``prompting`` for an evaluate.py cell with ``intervention.placebo=true``."""
-    named = OmegaConf.select(cfg, "method.control_of", default=None)
-    if named:
-        return str(named)
-    if OmegaConf.select(cfg, "method", default=None) is None and OmegaConf.select(
-        cfg, "intervention.placebo", default=False
-    ):
-        return "prompting"
-    return None
-
-
-def anchor_setting(cfg) -> tuple[float, str | None]:
-    """(lambda, anchor penalty name) of a cell's method: (0, None) for anything but tax-aware DPO."""
-    if not OmegaConf.select(cfg, "method.anchor_per_pair", default=0):
-        return 0.0, None
-    fn = str(OmegaConf.select(cfg, "method.module.anchor._target_", default="") or "")
-    return float(OmegaConf.select(cfg, "method.module.anchor_weight", default=0.0)), fn.rsplit(
-        ".", 1
-    )[-1]
-
-
-def _arm_key(meta: dict, overrides: list[str], cfg=None) -> tuple:
-    # ``+arm=`` (experiment=tax_aware) picks a method and its settings: the arm is named by those,
-    # so that a placebo arm pairs with its real one and two lambdas stay apart.
-    rest = [o for o in overrides if not o.startswith(("seed=", "method=", "value=", "model=",
-            "intervention=", "intervention.placebo=", "+arm=", "arm=", "experiment="))]  # fmt: skip
-    lam, fn = anchor_setting(cfg) if cfg is not None else (0.0, None)
-    if fn is not None and not any(o.startswith("method.module.anchor_weight=") for o in rest):
-        rest.append(f"lambda={lam:g}")
-    return (meta["model"], meta["value"], meta["method"], tuple(sorted(rest)))
-
-
-_ITEMS: dict[str, Any] = {}
-
-
-def _heldout(cfg):
-    """The held-out items of a cell's data config (loaded once per distinct config)."""
-    from hydra.utils import instantiate
-
-    key = OmegaConf.to_yaml(cfg.data)
-    if key not in _ITEMS:
-        _ITEMS[key] = instantiate(cfg.data, _convert_="all").heldout()
-    return _ITEMS[key]
-
-
-def collect_arms(sweep_dir: Path, cells: dict[str, dict], meta_of) -> list[dict]:
-    """One entry per (arm, probe): the cells, their seeds, stacked D, covariates and clusters."""
-    groups: dict[tuple, dict] = {}
-    for name, c in cells.items():
-        if c.get("status") not in ("done", "unknown"):
-            continue
-        cell_dir = sweep_dir / name
-        cfg = _config(cell_dir)
-        if cfg is None:
-            continue
-        meta = meta_of(cell_dir, c.get("overrides") or [])
-        states = cell_states(cell_dir)
-        mass = None
-        if "judgment" in states:
-            pj, qj = (ProbeResult.load(p) for p in states["judgment"])
-            mass = (pj, qj)
-        for probe, (pre_dir, post_dir) in states.items():
-            pre, post = ProbeResult.load(pre_dir), ProbeResult.load(post_dir)
-            scenes, values, D = shift_matrix(pre, post)
-            key = (*_arm_key(meta, c.get("overrides") or [], cfg), probe)
-            g = groups.setdefault(key, {"model": meta["model"], "value": meta["value"],
-                                        "method": meta["method"], "probe": probe, "settings": key[3],
-                                        "control_of": _control_of(cfg),
-                                        "anchor": anchor_setting(cfg),
-                                        "runs": [], "mass": [], "seeds": [], "cells": [], "cfg": cfg})  # fmt: skip
-            g["runs"].append((scenes, values, D))
-            g["mass"].append(None if mass is None else _mass_change(*mass, scenes, values))
-            g["seeds"].append(OmegaConf.select(cfg, "seed"))
-            g["cells"].append(name)
-    return list(groups.values())
-
-
 # ---------------------------------------------------------------------------- analysis
-def _est(e) -> str:
-    return f"{fmt(e.value)} {fmt_interval((e.lo, e.hi))}"
-
-
 def analyse(arms: list[dict], ci: float = 0.95, n_boot: int = 2000) -> dict[str, Any]:
     """repeats / net / regression tables (DataFrames) and per-arm result objects."""
     rep_rows, net_rows, reg_rows, nets, regs = [], [], [], [], []
@@ -195,7 +62,7 @@ def analyse(arms: list[dict], ci: float = 0.95, n_boot: int = 2000) -> dict[str,
         real = by_key.get((a["model"], a["value"], a["control_of"], a["probe"], a["settings"]))
         if real is None:
             continue
-        D_real, D_plac, scenes = _paired(real, a)
+        D_real, D_plac, scenes = paired(real, a)
         r = net_of_placebo(D_real, D_plac, real["values"], a["value"], n_boot=n_boot, ci=ci)
         nets.append((real, a, r))
         for v in real["values"]:
@@ -236,7 +103,7 @@ def _over_targets(arms: list[dict], ci: float, n_boot: int) -> pd.DataFrame:
         if len({a["value"] for a in g}) < 2:
             continue
         shared = sorted(set.intersection(*(set(a["scenes"]) for a in g)))
-        arms_t = [(a["value"], a["D"][:, [a["scenes"].index(s) for s in shared]]) for a in g]
+        arms_t = [(a["value"], on_scenes(a, shared)) for a in g]
         agg = aggregate_over_targets(arms_t, g[0]["values"], n_boot=n_boot, ci=ci)
         rows.append({"model": model, "method": method, "probe": probe, "n_targets": len(g),
                      "targets": ",".join(agg.targets), "gnd_l1": agg.gnd["raw"],
@@ -246,12 +113,17 @@ def _over_targets(arms: list[dict], ci: float, n_boot: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _paired(real: dict, plac: dict):
-    """Both arms' D on the scenes they share (same held-out split: all of them)."""
-    shared = [s for s in real["scenes"] if s in set(plac["scenes"])]
-    ia = [real["scenes"].index(s) for s in shared]
-    ib = [plac["scenes"].index(s) for s in shared]
-    return real["D"][:, ia], plac["D"][:, ib], shared
+_ITEMS: dict[str, Any] = {}
+
+
+def _heldout(cfg):
+    """The held-out items of a cell's data config (loaded once per distinct config)."""
+    from hydra.utils import instantiate
+
+    key = OmegaConf.to_yaml(cfg.data)
+    if key not in _ITEMS:
+        _ITEMS[key] = instantiate(cfg.data, _convert_="all").heldout()
+    return _ITEMS[key]
 
 
 def _regression(a: dict, ci: float):
@@ -277,10 +149,10 @@ def _regression(a: dict, ci: float):
 
 
 # ---------------------------------------------------------------------------- writing
-def controls_section(sweep_dir: Path, out: Path, cells: dict[str, dict], meta_of,
+def controls_section(sweep_dir: Path, out: Path, cells: dict[str, dict],
                      ci: float = 0.95, n_boot: int = 2000) -> list[str]:  # fmt: skip
     """Write the controls tables into `out` and return the report's Markdown lines."""
-    arms = collect_arms(sweep_dir, cells, meta_of)
+    arms = collect_arms(sweep_dir, cells)
     if not arms:
         return []
     res = analyse(arms, ci=ci, n_boot=n_boot)
@@ -301,13 +173,13 @@ def controls_section(sweep_dir: Path, out: Path, cells: dict[str, dict], meta_of
         "method": [f"{m} ({s})" if s else m for m, s in zip(rep["method"], rep["settings"], strict=True)],
         "probe": rep["probe"],
         "seeds": rep["n_seeds"],
-        "gain [CI]": [f"{fmt(r.gain)} {fmt_interval((r.gain_lo, r.gain_hi))}" for r in rep.itertuples()],
+        "gain [CI]": [fmt_estimate(r.gain, (r.gain_lo, r.gain_hi)) for r in rep.itertuples()],
         "gain p": [fmt_p(p) for p in rep["p_gain"]],
         "GND b.-c. [CI]": [fmt_gnd(r.gnd_l1_bc, r.gnd_lo, r.gnd_hi) for r in rep.itertuples()],
         "SD gain / GND between seeds": [f"{fmt(r.sd_gain_between_seeds)} / {fmt(r.sd_gnd_between_seeds)}"
                                         for r in rep.itertuples()],
     })  # fmt: skip
-    lines += [*_md(shown)]
+    lines += md_frame(shown)
     agg = res["over_targets"]
     agg.to_csv(out / "over_targets.csv", index=False)
     if not agg.empty:
@@ -316,12 +188,12 @@ def controls_section(sweep_dir: Path, out: Path, cells: dict[str, dict], meta_of
                   "bias-corrected GND and of the debiased nVAT. The targets share the held-out "
                   "scenes, so each resample draws the scenes once for all of them (and each "
                   "target's seeds); the nVAT interval resamples scenes. Data: `over_targets.csv`.", "",
-                  *_md(pd.DataFrame({
+                  *md_frame(pd.DataFrame({
                       "model": agg["model"], "method": agg["method"], "probe": agg["probe"],
                       "targets": agg["n_targets"],
                       "mean GND b.-c. [CI]": [fmt_gnd(r.gnd_l1_bc, r.gnd_lo, r.gnd_hi) for r in agg.itertuples()],
                       "mean GND raw": [fmt(x) for x in agg["gnd_l1"]],
-                      "mean nVAT debiased [CI]": [f"{fmt(r.nvat_excess)} {fmt_interval((r.nvat_lo, r.nvat_hi))}" for r in agg.itertuples()],
+                      "mean nVAT debiased [CI]": [fmt_estimate(r.nvat_excess, (r.nvat_lo, r.nvat_hi)) for r in agg.itertuples()],
                       "mean nVAT raw": [fmt(x) for x in agg["nvat_offdiag"]],
                   }))]  # fmt: skip
     for real, plac, r in res["nets"]:
@@ -341,7 +213,7 @@ def controls_section(sweep_dir: Path, out: Path, cells: dict[str, dict], meta_of
                          "net [CI]": _est(e),
                          "p (Holm)": fmt_p(e.p) if v == r.target else fmt_p(r.p_holm.get(v)),
                          "": "significant" if (r.p_holm.get(v, e.p if v == r.target else 1) < alpha) else ""})  # fmt: skip
-        lines += [*_md(pd.DataFrame(rows)),
+        lines += [*md_frame(pd.DataFrame(rows)),
                   f"Net GND (of the net shifts): {fmt_gnd(**r.gnd)}; the real arm's own: "
                   f"{fmt_gnd(**r.real.gnd)}, the placebo's: {fmt_gnd(**r.placebo.gnd)}. "
                   "Data: `net_of_placebo.csv`.", ""]  # fmt: skip
@@ -353,14 +225,14 @@ def controls_section(sweep_dir: Path, out: Path, cells: dict[str, dict], meta_of
         cov_cols = [c for c in reg.covariates]
         shown = pd.DataFrame({
             "value": [label(v) for v in t["value"]], "n (clusters)": [f"{n} ({g})" for n, g in zip(t["n"], t["clusters"], strict=True)],
-            "b [CI]": [f"{fmt(r.b)} {fmt_interval((r.b_lo, r.b_hi))}" for r in t.itertuples()],
+            "b [CI]": [fmt_estimate(r.b, (r.b_lo, r.b_hi)) for r in t.itertuples()],
             "p_b (Holm)": [f"{fmt_p(p)} ({fmt_p(q)})" for p, q in zip(t["p_b"], t["p_b_holm"], strict=True)],
             **{c: [f"{fmt(x)} (p {fmt_p(p)})" for x, p in zip(t[c], t[f"p_{c}"], strict=True)] for c in cov_cols},
             "R2": [fmt(x, 2) for x in t["r2"]], "max VIF": [fmt(x, 2) for x in t["max_vif"]],
             "dropped": t["dropped"],
         })  # fmt: skip
         n_sig = int((pd.to_numeric(t["p_b_holm"], errors="coerce") < alpha).sum())
-        lines += [*_md(shown),
+        lines += [*md_frame(shown),
                   f"{n_sig} of {len(t)} values follow the target's per-scene shift at Holm-adjusted "
                   f"p < {alpha:g} after the covariates. Data: `regression.csv`.", ""]  # fmt: skip
     return lines
@@ -376,11 +248,6 @@ def _net_verdict(r, alpha: float) -> str:
     return f"{gain} (p = {fmt_p(g.p)}){tax}"
 
 
-def _md(df: pd.DataFrame) -> list[str]:
-    if df.empty:
-        return ["_none_", ""]
-    cols = list(df.columns)
-    out = ["| " + " | ".join(str(c) for c in cols) + " |", "|" + "---|" * len(cols)]
-    out += ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |"
-            for row in df.itertuples(index=False)]  # fmt: skip
-    return [*out, ""]
+def _est(e) -> str:
+    """A `vat.metrics.repeats` estimate (value, lo, hi) as ``x [lo, hi]``."""
+    return fmt_estimate(e.value, (e.lo, e.hi))

@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 
 from vat.metrics.frontier import arm_nvat, tax_difference
-from vat.report.figures import plot_gain_vs_tax
-from vat.report.markdown import _md_table, fmt, fmt_gnd, fmt_interval, fmt_p, label
+from vat.report.arms import paired
+from vat.report.curves import plot_gain_vs_tax
+from vat.report.format import fmt, fmt_estimate, fmt_gnd, fmt_interval, fmt_p, label, md_table
 
 
 def _groups(arms: list[dict]) -> dict[tuple, dict]:
@@ -36,12 +37,6 @@ def _groups(arms: list[dict]) -> dict[tuple, dict]:
         elif a["method"] == "dpo" and not a["control_of"]:
             g["plain"] = a
     return {k: g for k, g in out.items() if g["plain"] is not None and g["anchored"]}
-
-
-def _paired(a: dict, b: dict) -> tuple[np.ndarray, np.ndarray]:
-    shared = [s for s in a["scenes"] if s in set(b["scenes"])]
-    return (a["D"][:, [a["scenes"].index(s) for s in shared]],
-            b["D"][:, [b["scenes"].index(s) for s in shared]])  # fmt: skip
 
 
 def frontier_section(
@@ -70,8 +65,8 @@ def frontier_section(
                    "gnd_hi": s.gnd["hi"], "nvat_excess": nv["value"], "nvat_lo": nv["lo"],
                    "nvat_hi": nv["hi"], "nvat_offdiag": nv["raw"]}  # fmt: skip
             if a in g["anchored"]:
-                d = tax_difference(*_paired(a, g["plain"]), a["values"], target,
-                                   n_boot=n_boot, ci=ci)  # fmt: skip
+                D_anchored, D_plain, _ = paired(a, g["plain"])
+                d = tax_difference(D_anchored, D_plain, a["values"], target, n_boot=n_boot, ci=ci)
                 row.update({"d_gain": d.gain.value, "d_gain_lo": d.gain.lo,
                             "d_gain_hi": d.gain.hi, "p_d_gain": d.gain.p, "off": d.off.a,
                             "off_plain": d.off.b, "d_off": d.off.diff, "d_off_lo": d.off.lo,
@@ -85,9 +80,9 @@ def frontier_section(
                                "gain_hi": s.gain.hi, "gnd": np.nan if undefined else s.gnd["bc"],
                                "gnd_lo": s.gnd["lo"], "gnd_hi": s.gnd["hi"]})  # fmt: skip
             body.append([name, str(s.n_seeds),
-                         f"{fmt(s.gain.value)} {fmt_interval((s.gain.lo, s.gain.hi))}",
+                         fmt_estimate(s.gain.value, (s.gain.lo, s.gain.hi)),
                          fmt_gnd(s.gnd["bc"], s.gnd["lo"], s.gnd["hi"]),
-                         f"{fmt(nv['value'])} {fmt_interval((nv['lo'], nv['hi']))}"])  # fmt: skip
+                         fmt_estimate(nv["value"], (nv["lo"], nv["hi"]))])  # fmt: skip
         fig = plot_gain_vs_tax(points, out / f"frontier_{target}_{probe}.png", target=target,
                                strength_label="lambda")  # fmt: skip
         lines += [f"## Tax-aware DPO toward {label(target)}: the gain-vs-GND frontier ({probe} "
@@ -95,7 +90,7 @@ def frontier_section(
                   "One arm per lambda (plain DPO is lambda = 0), pooled over its seeds: intervals "
                   "from the two-level bootstrap (seeds, then the shared scenes). nVAT is "
                   "null-corrected, its interval resamples the scenes.", "",
-                  *_md_table(["arm", "seeds", "gain [CI]", "GND b.-c. [CI]",
+                  *md_table(["arm", "seeds", "gain [CI]", "GND b.-c. [CI]",
                               "nVAT debiased [CI]"], body), "",
                   f"![frontier]({fig.name})", ""]  # fmt: skip
         lines += _comparison(rows, target, probe, model, alpha)
@@ -111,21 +106,23 @@ def _comparison(rows: list[dict], target: str, probe: str, model: str, alpha: fl
     for r in mine:
         if "d_off" not in r:
             continue
-        body.append([r["arm"],
-                     f"{fmt(r['d_gain'])} {fmt_interval((r['d_gain_lo'], r['d_gain_hi']))} "
-                     f"(p {fmt_p(r['p_d_gain'])})",
-                     f"{fmt(r['off'])} vs {fmt(r['off_plain'])}: {fmt(r['d_off'])} "
-                     f"{fmt_interval((r['d_off_lo'], r['d_off_hi']))} (p {fmt_p(r['p_d_off'])})",
-                     (f"{fmt(r['d_gnd'])} {fmt_interval((r['d_gnd_lo'], r['d_gnd_hi']))} "
-                      f"(p {fmt_p(r['p_d_gnd'])})") if r["gnd_defined"]
+        body.append([r["arm"], _change(r, "gain"),
+                     f"{fmt(r['off'])} vs {fmt(r['off_plain'])}: {_change(r, 'off')}",
+                     _change(r, "gnd") if r["gnd_defined"]
                      else "undefined (a gain interval covers 0)"])  # fmt: skip
         verdicts.append(_verdict(r, plain, alpha))
     return ["Each anchored arm against plain DPO, paired over the held-out scenes (seeds drawn "
             "per arm): the change of the target gain, of the mean off-target |shift| (the tax in "
             "score units) and of GND (the tax per unit of gain); bias-corrected differences with "
             "percentile intervals. Negative = smaller under anchoring.", "",
-            *_md_table(["arm", "gain change [CI]", "off-target mean abs. shift: anchored vs plain, change "
+            *md_table(["arm", "gain change [CI]", "off-target mean abs. shift: anchored vs plain, change "
                         "[CI]", "GND change [CI]"], body), "", *verdicts, ""]  # fmt: skip
+
+
+def _change(r: dict, k: str) -> str:
+    """The anchored-minus-plain difference ``d_<k>`` with its interval and p."""
+    d = fmt_estimate(r[f"d_{k}"], (r[f"d_{k}_lo"], r[f"d_{k}_hi"]))
+    return f"{d} (p {fmt_p(r[f'p_d_{k}'])})"
 
 
 def _p(p: float) -> str:

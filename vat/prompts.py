@@ -1,12 +1,18 @@
-"""Prompt rendering shared by the probes: plain text or the model's chat template."""
+"""Prompt rendering shared by the probes and the training data: plain text or the chat template.
+
+This module sits below `vat.data` and `vat.probes` and imports neither, so both can build on it.
+"""
 
 from __future__ import annotations
 
 from vat import values as V
-from vat.probes.base import PromptContext
+
+#: Plain-text mode (no chat template): the text between a question and its answer.
+PLAIN_ANSWER_PREFIX = "\nAnswer: "
 
 
 def fields(scenario: str, action: str, micro_value: str, k: int | None = None) -> dict:
+    """The fields a probe template may name: the item's texts and its (micro-)value's labels."""
     m = V.MICRO[micro_value]
     out = {
         "scenario": scenario,
@@ -47,5 +53,10 @@ def render(tokenizer, turns: list[tuple[str, str]], final_user: str, use_chat: b
     return "\n\n".join(parts)
 
 
-def system_text(ctx: PromptContext | None) -> str | None:
+def system_text(ctx) -> str | None:
+    """The system prompt of a `vat.probes.base.PromptContext`, or None when there is no context.
+
+    (Not annotated with the class: importing `vat.probes` here would close the import cycle this
+    module exists to break.)
+    """
     return ctx.system if ctx is not None else None

@@ -1,4 +1,4 @@
-"""Training losses: token log-probs, SFT cross entropy and the DPO family of preference losses.
+"""The DPO family of preference losses, the RPO combination with SFT, and their reward metrics.
 
 Every function here is a pure function of tensors: no module state, no config lookups, no string
 dispatch. A training step picks one preference loss through Hydra (``_target_`` with
@@ -33,23 +33,6 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-__all__ = [
-    "IGNORE_INDEX",
-    "PreferenceLossOutput",
-    "dpo_sigmoid_loss",
-    "hinge_loss",
-    "ipo_loss",
-    "preference_metrics",
-    "preference_plus_sft",
-    "robust_dpo_loss",
-    "sequence_logps",
-    "sft_loss",
-    "simpo_loss",
-]
-
-# The label value that PyTorch's cross entropy and Hugging Face collators use for "no target".
-IGNORE_INDEX = -100
-
 
 class PreferenceLossOutput(NamedTuple):
     """What every preference loss returns (a NamedTuple so that it unpacks and compiles cleanly).
@@ -65,17 +48,28 @@ class PreferenceLossOutput(NamedTuple):
     chosen_rewards: torch.Tensor
     rejected_rewards: torch.Tensor
 
+    @classmethod
+    def of(
+        cls, losses: torch.Tensor, chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor
+    ) -> PreferenceLossOutput:
+        """The output for per-pair ``losses``: ``loss`` is their batch mean."""
+        return cls(losses.mean(), losses, chosen_rewards, rejected_rewards)
+
 
 # --------------------------------------------------------------------------------------------------
 # validation
 
 
-def _check_beta(beta: float) -> None:
-    # `not beta > 0` also rejects NaN, which `beta <= 0` would let through.
+def _check_number(name: str, x: float, *, positive: bool) -> None:
+    """`x` must be a finite real number (not a bool), > 0 if `positive` else >= 0."""
+    # `not x > 0` also rejects NaN, which `x <= 0` would let through.
     if not (
-        isinstance(beta, Real) and not isinstance(beta, bool) and beta > 0 and math.isfinite(beta)
+        isinstance(x, Real)
+        and not isinstance(x, bool)
+        and (x > 0 if positive else x >= 0)
+        and math.isfinite(x)
     ):
-        raise ValueError(f"beta must be a finite number > 0, got {beta!r}")
+        raise ValueError(f"{name} must be a finite number {'>' if positive else '>='} 0, got {x!r}")
 
 
 def _check_logps(**tensors: torch.Tensor) -> None:
@@ -111,149 +105,39 @@ def _reject_label_smoothing(label_smoothing: float, loss_name: str) -> None:
         )
 
 
-def _check_pair(
+def _reference_margin(
+    beta: float,
     policy_chosen_logps: torch.Tensor,
     policy_rejected_logps: torch.Tensor,
     reference_chosen_logps: torch.Tensor,
     reference_rejected_logps: torch.Tensor,
-    beta: float,
-) -> None:
-    _check_beta(beta)
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """``h = (pc - rc) - (pr - rr)`` and the detached rewards ``(beta (pc - rc), beta (pr - rr))``
+
+    All are ``(B,)``; ``h`` keeps its graph, the rewards are for logging. Validates the inputs
+    (shapes, beta) first, so every reference-based loss checks them in one place.
+    """
+    _check_number("beta", beta, positive=True)
     _check_logps(
         policy_chosen_logps=policy_chosen_logps,
         policy_rejected_logps=policy_rejected_logps,
         reference_chosen_logps=reference_chosen_logps,
         reference_rejected_logps=reference_rejected_logps,
     )
-
-
-def _reference_margin(
-    policy_chosen_logps: torch.Tensor,
-    policy_rejected_logps: torch.Tensor,
-    reference_chosen_logps: torch.Tensor,
-    reference_rejected_logps: torch.Tensor,
-    beta: float,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``h = (pc - rc) - (pr - rr)`` and the detached rewards ``beta (pc - rc)``, ``beta (pr - rr)``
-
-    All three are ``(B,)``; ``h`` keeps its graph, the rewards are for logging. Validates the
-    inputs (shapes, beta) first, so every reference-based loss checks them in one place.
-    """
-    _check_pair(
-        policy_chosen_logps,
-        policy_rejected_logps,
-        reference_chosen_logps,
-        reference_rejected_logps,
-        beta,
-    )
     chosen_logratios = policy_chosen_logps - reference_chosen_logps
     rejected_logratios = policy_rejected_logps - reference_rejected_logps
     h = chosen_logratios - rejected_logratios
-    return h, beta * chosen_logratios.detach(), beta * rejected_logratios.detach()
+    return h, (beta * chosen_logratios.detach(), beta * rejected_logratios.detach())
 
 
-# --------------------------------------------------------------------------------------------------
-# token log-probs and SFT
+def _smoothed_nll(z: torch.Tensor, eps: float) -> torch.Tensor:
+    """The Bradley-Terry NLL of a logit margin ``z`` against the smoothed target ``1 - eps``::
 
+        -(1 - eps) * log sigma(z) - eps * log sigma(-z)
 
-def _check_lm_inputs(logits: torch.Tensor, labels: torch.Tensor) -> None:
-    if logits.ndim != 3:
-        raise ValueError(f"logits must have shape (B, T, V), got shape {tuple(logits.shape)}")
-    if labels.ndim != 2:
-        raise ValueError(f"labels must have shape (B, T), got shape {tuple(labels.shape)}")
-    if logits.shape[:2] != labels.shape:
-        raise ValueError(
-            f"logits (B, T, V) = {tuple(logits.shape)} and labels (B, T) = {tuple(labels.shape)} "
-            "must agree on B and T"
-        )
-    if not logits.is_floating_point():
-        raise ValueError(f"logits must be a floating point tensor, got dtype {logits.dtype}")
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise ValueError(f"labels must be an integer tensor, got dtype {labels.dtype}")
-
-
-def sequence_logps(
-    logits: torch.Tensor,
-    labels: torch.Tensor,
-    *,
-    ignore_index: int = IGNORE_INDEX,
-    average: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-probability of each labelled sequence under ``logits``: ``log p(y | x)``.
-
-    Shapes: ``logits`` ``(B, T, V)`` from a causal LM run on ``input_ids`` ``(B, T)``; ``labels``
-    ``(B, T)`` aligned with ``input_ids`` (Hugging Face convention: ``labels = input_ids`` with the
-    prompt and the padding set to ``ignore_index``). The causal shift is done here: ``logits[:, t]``
-    predicts ``labels[:, t + 1]``, so ``logits[:, -1]`` and ``labels[:, 0]`` are never used.
-
-    With ``m_t = [labels[:, t+1] != ignore_index]`` and ``y_t = labels[:, t+1]``::
-
-        token_logp_t = logits[:, t, y_t] - logsumexp_v logits[:, t, v]     (= log_softmax, gathered)
-        n_tokens     = sum_t m_t                                           (B,)
-        logps        = sum_t m_t * token_logp_t                            (B,)   average=False
-        logps        = sum_t m_t * token_logp_t / max(n_tokens, 1)         (B,)   average=True
-
-    A sequence without a single labelled token gets ``logps = 0`` (the empty sum), never NaN.
-
-    Memory: a full ``log_softmax(logits.float())`` materialises a second ``B x T x V`` float32
-    tensor (1 GB for 1k tokens x 256k vocab, per sequence) and keeps it for backward. Instead the
-    target logit is gathered first (``B x T`` values) and the ``logsumexp`` normaliser is computed
-    in float32 one sequence at a time (the TRL ``selective_log_softmax`` trick), so the forward
-    transient is one ``T x V`` float32 slice. With float32 logits nothing of size ``V`` is added
-    for backward either (``logsumexp`` saves its input, which already exists); with bf16/fp16
-    logits autograd does keep each row's float32 upcast, as any float32 softmax would. Under
-    ``torch.no_grad()`` (the reference model) no copy is kept at all. The result equals
-    ``log_softmax`` + ``gather``.
-
-    Returns ``(logps, n_tokens)``: ``logps`` float32 ``(B,)``, ``n_tokens`` int64 ``(B,)``.
+    (cDPO's smoothing; SimPO applies it to its own margin).
     """
-    _check_lm_inputs(logits, labels)
-    logits = logits[:, :-1, :]  # (B, T-1, V): position t predicts token t+1
-    targets = labels[:, 1:]  # (B, T-1)
-    mask = targets != ignore_index
-    # Masked positions get a valid dummy index for gather; their value is zeroed by the mask below.
-    safe_targets = torch.where(mask, targets, torch.zeros_like(targets))
-
-    target_logits = torch.gather(logits, dim=-1, index=safe_targets.unsqueeze(-1)).squeeze(-1)
-    # Normaliser row by row: bounds the float32 upcast to one (T-1, V) slice at a time.
-    log_normalisers = torch.stack([torch.logsumexp(row.float(), dim=-1) for row in logits])
-    token_logps = target_logits.float() - log_normalisers  # (B, T-1)
-
-    token_logps = token_logps.masked_fill(~mask, 0.0)
-    n_tokens = mask.sum(dim=-1)  # (B,) int64
-    logps = token_logps.sum(dim=-1)
-    if average:
-        logps = logps / n_tokens.clamp(min=1).to(logps.dtype)
-    return logps, n_tokens
-
-
-def sft_loss(
-    logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX
-) -> torch.Tensor:
-    """Token-mean cross entropy of ``labels`` under ``logits``, prompt and padding masked out.
-
-    Same shapes and causal shift as `sequence_logps`: ``logits`` ``(B, T, V)``, ``labels``
-    ``(B, T)``, and ``logits[:, t]`` predicts ``y_bt = labels[:, t + 1]``. With ``N`` the number
-    of labelled tokens in the whole batch::
-
-        L = -(1 / N) * sum_{b, t : y_bt != ignore_index} log_softmax(logits[b, t])[y_bt]
-
-    i.e. ``F.cross_entropy`` on the shifted tokens with ``ignore_index``: every labelled token of
-    the batch weighs the same (long answers weigh more than short ones, as in standard SFT).
-
-    One difference from ``F.cross_entropy(reduction="mean")``: a batch with no labelled token
-    (e.g. every answer truncated away) gives 0 with a zero gradient instead of NaN, so one bad
-    batch cannot poison the weights. The logits are upcast to float32 for the softmax.
-
-    Returns a scalar float32 tensor.
-    """
-    _check_lm_inputs(logits, labels)
-    vocab = logits.shape[-1]
-    shifted_logits = logits[:, :-1, :].reshape(-1, vocab).float()
-    targets = labels[:, 1:].reshape(-1)
-    total = F.cross_entropy(shifted_logits, targets, ignore_index=ignore_index, reduction="sum")
-    n_tokens = (targets != ignore_index).sum()
-    return total / n_tokens.clamp(min=1).to(total.dtype)
+    return -(1.0 - eps) * F.logsigmoid(z) - eps * F.logsigmoid(-z)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -261,14 +145,10 @@ def sft_loss(
 
 
 def dpo_sigmoid_loss(
-    policy_chosen_logps: torch.Tensor,
-    policy_rejected_logps: torch.Tensor,
-    reference_chosen_logps: torch.Tensor,
-    reference_rejected_logps: torch.Tensor,
-    *,
-    beta: float = 0.1,
-    label_smoothing: float = 0.0,
-) -> PreferenceLossOutput:
+    policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
+    reference_chosen_logps: torch.Tensor, reference_rejected_logps: torch.Tensor,
+    *, beta: float = 0.1, label_smoothing: float = 0.0,
+) -> PreferenceLossOutput:  # fmt: skip
     """DPO (Rafailov et al. 2023), optionally conservative (cDPO, Mitchell 2023).
 
     DPO fits the Bradley-Terry model ``p(y_w > y_l) = sigma(r_w - r_l)`` with the implicit reward
@@ -289,27 +169,17 @@ def dpo_sigmoid_loss(
     Rewards: ``beta * (pc - rc)`` and ``beta * (pr - rr)``, detached.
     """
     _check_label_smoothing(label_smoothing, upper=1.0, upper_open=False)
-    h, chosen_rewards, rejected_rewards = _reference_margin(
-        policy_chosen_logps,
-        policy_rejected_logps,
-        reference_chosen_logps,
-        reference_rejected_logps,
-        beta,
-    )
-    eps = label_smoothing
-    losses = -(1.0 - eps) * F.logsigmoid(beta * h) - eps * F.logsigmoid(-beta * h)
-    return PreferenceLossOutput(losses.mean(), losses, chosen_rewards, rejected_rewards)
+    h, rewards = _reference_margin(beta, policy_chosen_logps, policy_rejected_logps,
+                                   reference_chosen_logps, reference_rejected_logps)  # fmt: skip
+    losses = _smoothed_nll(beta * h, label_smoothing)
+    return PreferenceLossOutput.of(losses, *rewards)
 
 
 def ipo_loss(
-    policy_chosen_logps: torch.Tensor,
-    policy_rejected_logps: torch.Tensor,
-    reference_chosen_logps: torch.Tensor,
-    reference_rejected_logps: torch.Tensor,
-    *,
-    beta: float = 0.1,
-    label_smoothing: float = 0.0,
-) -> PreferenceLossOutput:
+    policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
+    reference_chosen_logps: torch.Tensor, reference_rejected_logps: torch.Tensor,
+    *, beta: float = 0.1, label_smoothing: float = 0.0,
+) -> PreferenceLossOutput:  # fmt: skip
     """IPO (Azar et al. 2023, "A general theoretical paradigm...", the Psi = identity case).
 
     IPO regresses the log-ratio margin onto a fixed target instead of pushing it to infinity, so it
@@ -327,26 +197,17 @@ def ipo_loss(
     Rewards: ``beta * (pc - rc)`` and ``beta * (pr - rr)``, detached.
     """
     _reject_label_smoothing(label_smoothing, "ipo_loss")
-    h, chosen_rewards, rejected_rewards = _reference_margin(
-        policy_chosen_logps,
-        policy_rejected_logps,
-        reference_chosen_logps,
-        reference_rejected_logps,
-        beta,
-    )
+    h, rewards = _reference_margin(beta, policy_chosen_logps, policy_rejected_logps,
+                                   reference_chosen_logps, reference_rejected_logps)  # fmt: skip
     losses = (h - 1.0 / (2.0 * beta)) ** 2
-    return PreferenceLossOutput(losses.mean(), losses, chosen_rewards, rejected_rewards)
+    return PreferenceLossOutput.of(losses, *rewards)
 
 
 def hinge_loss(
-    policy_chosen_logps: torch.Tensor,
-    policy_rejected_logps: torch.Tensor,
-    reference_chosen_logps: torch.Tensor,
-    reference_rejected_logps: torch.Tensor,
-    *,
-    beta: float = 0.1,
-    label_smoothing: float = 0.0,
-) -> PreferenceLossOutput:
+    policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
+    reference_chosen_logps: torch.Tensor, reference_rejected_logps: torch.Tensor,
+    *, beta: float = 0.1, label_smoothing: float = 0.0,
+) -> PreferenceLossOutput:  # fmt: skip
     """Hinge loss on the DPO margin (SLiC, Zhao et al. 2023; the "hinge" variant of RSO/TRL).
 
     ::
@@ -361,26 +222,17 @@ def hinge_loss(
     Rewards: ``beta * (pc - rc)`` and ``beta * (pr - rr)``, detached.
     """
     _reject_label_smoothing(label_smoothing, "hinge_loss")
-    h, chosen_rewards, rejected_rewards = _reference_margin(
-        policy_chosen_logps,
-        policy_rejected_logps,
-        reference_chosen_logps,
-        reference_rejected_logps,
-        beta,
-    )
+    h, rewards = _reference_margin(beta, policy_chosen_logps, policy_rejected_logps,
+                                   reference_chosen_logps, reference_rejected_logps)  # fmt: skip
     losses = torch.relu(1.0 - beta * h)
-    return PreferenceLossOutput(losses.mean(), losses, chosen_rewards, rejected_rewards)
+    return PreferenceLossOutput.of(losses, *rewards)
 
 
 def robust_dpo_loss(
-    policy_chosen_logps: torch.Tensor,
-    policy_rejected_logps: torch.Tensor,
-    reference_chosen_logps: torch.Tensor,
-    reference_rejected_logps: torch.Tensor,
-    *,
-    beta: float = 0.1,
-    label_smoothing: float = 0.0,
-) -> PreferenceLossOutput:
+    policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
+    reference_chosen_logps: torch.Tensor, reference_rejected_logps: torch.Tensor,
+    *, beta: float = 0.1, label_smoothing: float = 0.0,
+) -> PreferenceLossOutput:  # fmt: skip
     """Robust DPO (Chowdhury et al. 2024, "Provably robust DPO"): unbiased under label noise.
 
     If each label is flipped with known probability ``eps = label_smoothing``, the observed loss
@@ -398,18 +250,13 @@ def robust_dpo_loss(
     Rewards: ``beta * (pc - rc)`` and ``beta * (pr - rr)``, detached.
     """
     _check_label_smoothing(label_smoothing, upper=0.5, upper_open=True)
-    h, chosen_rewards, rejected_rewards = _reference_margin(
-        policy_chosen_logps,
-        policy_rejected_logps,
-        reference_chosen_logps,
-        reference_rejected_logps,
-        beta,
-    )
+    h, rewards = _reference_margin(beta, policy_chosen_logps, policy_rejected_logps,
+                                   reference_chosen_logps, reference_rejected_logps)  # fmt: skip
     eps = label_smoothing
     losses = ((1.0 - eps) * -F.logsigmoid(beta * h) - eps * -F.logsigmoid(-beta * h)) / (
         1.0 - 2.0 * eps
     )
-    return PreferenceLossOutput(losses.mean(), losses, chosen_rewards, rejected_rewards)
+    return PreferenceLossOutput.of(losses, *rewards)
 
 
 def simpo_loss(
@@ -443,7 +290,7 @@ def simpo_loss(
     Rewards: ``beta * pc`` and ``beta * pr``, detached.
     """
     del reference_chosen_logps, reference_rejected_logps  # reference-free by construction
-    _check_beta(beta)
+    _check_number("beta", beta, positive=True)
     if not math.isfinite(gamma):
         raise ValueError(f"gamma must be finite, got {gamma!r}")
     _check_label_smoothing(label_smoothing, upper=1.0, upper_open=False)
@@ -451,11 +298,9 @@ def simpo_loss(
         policy_chosen_logps=policy_chosen_logps, policy_rejected_logps=policy_rejected_logps
     )
     z = beta * (policy_chosen_logps - policy_rejected_logps) - gamma
-    eps = label_smoothing
-    losses = -(1.0 - eps) * F.logsigmoid(z) - eps * F.logsigmoid(-z)
-    chosen_rewards = beta * policy_chosen_logps.detach()
-    rejected_rewards = beta * policy_rejected_logps.detach()
-    return PreferenceLossOutput(losses.mean(), losses, chosen_rewards, rejected_rewards)
+    losses = _smoothed_nll(z, label_smoothing)
+    rewards = (beta * policy_chosen_logps.detach(), beta * policy_rejected_logps.detach())
+    return PreferenceLossOutput.of(losses, *rewards)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -477,13 +322,7 @@ def preference_plus_sft(
     ``weight = 0`` returns ``pref.loss`` unchanged (the NLL is not even read, so a NaN there cannot
     leak in).
     """
-    if not (
-        isinstance(weight, Real)
-        and not isinstance(weight, bool)
-        and weight >= 0
-        and math.isfinite(weight)
-    ):
-        raise ValueError(f"weight must be a finite number >= 0, got {weight!r}")
+    _check_number("weight", weight, positive=False)
     if not isinstance(sft_nll, torch.Tensor):
         raise TypeError(f"sft_nll must be a torch.Tensor, got {type(sft_nll).__name__}")
     if sft_nll.ndim > 1 or (sft_nll.ndim == 1 and sft_nll.shape != pref.losses.shape):

@@ -1,0 +1,139 @@
+"""A sweep's arms: cells that differ only by ``seed``, with their item scores as shift matrices.
+
+An **arm** is one intervention (model x target x method x its other settings) run with several
+training seeds. `collect_arms` groups a sweep's finished cells into arms, per probe, and reads each
+cell's item scores at its last point into a shift matrix D[scene, value] (`shift_matrix`), which
+the controls (`vat.report.controls`) and the tax-aware frontier (`vat.report.frontier`) analyse.
+
+A cell's item scores: ``states_pre_<probe>/`` and the last ``states/step*_<probe>/`` (sft, dpo),
+``<probe>/states_pre/`` and the strongest ``<probe>/states_post*/`` (method=prompting), or
+``states_pre/`` and the strongest ``states_post*/`` (an ``evaluate.py`` cell).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from vat.probes.base import ProbeResult
+from vat.report.sweep_cells import FINISHED, cell_config, cell_meta
+
+
+def _strength(p: Path) -> int:
+    tail = p.name.rsplit("_k", 1)
+    return int(tail[1]) if len(tail) == 2 and tail[1].isdigit() else -1
+
+
+def cell_states(cell_dir: Path) -> dict[str, tuple[Path, Path]]:
+    """probe -> (pre state dir, last post state dir) of one cell; probes without both are left out."""
+    out = {}
+    for pre in sorted(cell_dir.glob("states_pre_*")):
+        probe = pre.name.removeprefix("states_pre_")
+        posts = sorted((cell_dir / "states").glob(f"step*_{probe}"))
+        if posts:
+            out[probe] = (pre, posts[-1])
+    for pre in [*sorted(cell_dir.glob("*/states_pre")), cell_dir / "states_pre"]:
+        posts = sorted(pre.parent.glob("states_post*"), key=_strength)
+        if pre.is_dir() and posts:
+            probe = json.loads((pre / "meta.json").read_text()).get("probe", pre.parent.name)
+            out.setdefault(probe, (pre, posts[-1]))
+    return out
+
+
+def shift_matrix(pre: ProbeResult, post: ProbeResult) -> tuple[list[str], list[str], np.ndarray]:
+    """(scenes, values, D = S_post - S_pre) at the basic-value level, rows paired by scene."""
+    scenes, values, S_pre = pre.state("value")
+    _, _, S_post = post.state("value", scenes)
+    return scenes, values, S_post - S_pre
+
+
+def _mass_change(pre: ProbeResult, post: ProbeResult, scenes, values) -> np.ndarray | None:
+    """(scenes, values) change of the judgment probe's option-token mass, mean over the items."""
+    if "option_mass" not in pre.items or "option_mass" not in post.items:
+        return None
+    key = ["scene_id", "value"]
+    a = pre.items.groupby(key)["option_mass"].mean()
+    b = post.items.groupby(key)["option_mass"].mean()
+    d = (b - a).unstack("value").reindex(index=scenes, columns=values)
+    return d.to_numpy(float)
+
+
+def _control_of(cfg) -> str | None:
+    """The method a cell's placebo controls for: ``method.control_of`` (train.py), or
+    ``prompting`` for an evaluate.py cell with ``intervention.placebo=true``."""
+    named = OmegaConf.select(cfg, "method.control_of", default=None)
+    if named:
+        return str(named)
+    if OmegaConf.select(cfg, "method", default=None) is None and OmegaConf.select(
+        cfg, "intervention.placebo", default=False
+    ):
+        return "prompting"
+    return None
+
+
+def anchor_setting(cfg) -> tuple[float, str | None]:
+    """(lambda, anchor penalty name) of a cell's method: (0, None) for anything but tax-aware DPO."""
+    if not OmegaConf.select(cfg, "method.anchor_per_pair", default=0):
+        return 0.0, None
+    fn = str(OmegaConf.select(cfg, "method.module.anchor._target_", default="") or "")
+    return float(OmegaConf.select(cfg, "method.module.anchor_weight", default=0.0)), fn.rsplit(
+        ".", 1
+    )[-1]
+
+
+def _arm_key(meta: dict, overrides: list[str], cfg=None) -> tuple:
+    # ``+arm=`` (experiment=tax_aware) picks a method and its settings: the arm is named by those,
+    # so that a placebo arm pairs with its real one and two lambdas stay apart.
+    rest = [o for o in overrides if not o.startswith(("seed=", "method=", "value=", "model=",
+            "intervention=", "intervention.placebo=", "+arm=", "arm=", "experiment="))]  # fmt: skip
+    lam, fn = anchor_setting(cfg) if cfg is not None else (0.0, None)
+    if fn is not None and not any(o.startswith("method.module.anchor_weight=") for o in rest):
+        rest.append(f"lambda={lam:g}")
+    return (meta["model"], meta["value"], meta["method"], tuple(sorted(rest)))
+
+
+def collect_arms(sweep_dir: Path, cells: dict[str, dict]) -> list[dict]:
+    """One entry per (arm, probe): the cells, their seeds, stacked D, covariates and clusters."""
+    groups: dict[tuple, dict] = {}
+    for name, c in cells.items():
+        if c.get("status") not in FINISHED:
+            continue
+        cell_dir = sweep_dir / name
+        cfg = cell_config(cell_dir)
+        if cfg is None:
+            continue
+        meta = cell_meta(cell_dir, c.get("overrides") or [])
+        states = cell_states(cell_dir)
+        mass = None
+        if "judgment" in states:
+            pj, qj = (ProbeResult.load(p) for p in states["judgment"])
+            mass = (pj, qj)
+        for probe, (pre_dir, post_dir) in states.items():
+            pre, post = ProbeResult.load(pre_dir), ProbeResult.load(post_dir)
+            scenes, values, D = shift_matrix(pre, post)
+            key = (*_arm_key(meta, c.get("overrides") or [], cfg), probe)
+            g = groups.setdefault(key, {"model": meta["model"], "value": meta["value"],
+                                        "method": meta["method"], "probe": probe, "settings": key[3],
+                                        "control_of": _control_of(cfg),
+                                        "anchor": anchor_setting(cfg),
+                                        "runs": [], "mass": [], "seeds": [], "cells": [], "cfg": cfg})  # fmt: skip
+            g["runs"].append((scenes, values, D))
+            g["mass"].append(None if mass is None else _mass_change(*mass, scenes, values))
+            g["seeds"].append(OmegaConf.select(cfg, "seed"))
+            g["cells"].append(name)
+    return list(groups.values())
+
+
+def on_scenes(arm: dict, scenes: list[str]) -> np.ndarray:
+    """The arm's stacked D[seed, scene, value] (``arm["D"]``, set by `vat.report.controls.analyse`)
+    on these of its scenes, in this order."""
+    return arm["D"][:, [arm["scenes"].index(s) for s in scenes]]
+
+
+def paired(a: dict, b: dict) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Both arms' D on the scenes they share (same held-out split: all of them), and those scenes."""
+    shared = [s for s in a["scenes"] if s in set(b["scenes"])]
+    return on_scenes(a, shared), on_scenes(b, shared), shared

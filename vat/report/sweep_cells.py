@@ -1,0 +1,220 @@
+"""What a sweep's cells wrote, read into the sweep report's tables.
+
+A cell's status comes from the sweep manifest and its own ``status.json`` (`vat.sweep.manifest`);
+its model, target value and method from its saved ``config.yaml`` (or its overrides, for a cell
+that never started); its results from the files it wrote: ``report_<probe>/vat.json`` +
+``vat_curve.jsonl`` (sft, dpo), ``<probe>/vat.json`` (``method=prompting``) or ``vat.json`` (an
+``evaluate.py`` sweep). `collect` turns them into the sweep table (one row per cell and probe at
+its last point, with Benjamini-Hochberg p-values across the rows), the tau long form and the
+trajectories.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from vat.metrics import benjamini_hochberg
+from vat.sweep.manifest import STATUS, read_json, read_manifest
+from vat.values import BASIC_VALUES
+
+TABLE_COLUMNS = [
+    "model", "value", "method", "probe", "point", "gain", "gain_lo", "gain_hi", "p_gain",
+    "p_gain_bh", "gnd_l1", "gnd_l1_bc", "gnd_l1_null", "gnd_lo", "gnd_hi", "p_drift", "p_drift_bh",
+    "nvat_excess", "nvat_lo", "nvat_hi", "nvat_offdiag", "nvat_offdiag_null", "p_nvat", "p_nvat_bh",
+    "circumplex_consistency", "p_circumplex", "p_circumplex_bh", "hubs", "gain_too_small", "n_scenes", "ci", "cell",
+]  # fmt: skip
+#: p-value columns adjusted by Benjamini-Hochberg across the table's rows -> their adjusted column.
+BH_COLUMNS = {"p_gain": "p_gain_bh", "p_nvat": "p_nvat_bh", "p_drift": "p_drift_bh",
+              "p_circumplex": "p_circumplex_bh"}  # fmt: skip
+#: Columns of a trajectory point (curve rows and per-strength results share these names).
+TRAJ_KEYS = ("gain", "gain_lo", "gain_hi", "gnd_l1", "gnd_l1_bc", "gnd_lo", "gnd_hi",
+             "nvat_offdiag", "nvat_excess", "nvat_lo", "nvat_hi")  # fmt: skip
+#: Statuses whose cells have results to read (``unknown``: a cell dir the manifest lacks).
+FINISHED = ("done", "unknown")
+
+
+def _num(x: Any) -> float | None:
+    """A float for the table: None stays None (missing), "inf"/"-inf" become +-inf.
+
+    Unlike `vat.report.format.num` (NaN for anything undefined), the table keeps None for a
+    missing or unreadable number."""
+    if x is None:
+        return None
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------------------- reading cells
+def sweep_cells(sweep_dir: Path) -> dict[str, dict]:
+    """Manifest entries, plus any cell dir with a status or config file the manifest lacks."""
+    cells = {n: dict(c) for n, c in read_manifest(sweep_dir)["cells"].items()}
+    for d in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name != "report"):
+        if d.name not in cells and ((d / STATUS).exists() or (d / "config.yaml").exists()):
+            cells[d.name] = {"status": "unknown", "dir": str(d)}
+    for name, c in cells.items():
+        st = read_json(sweep_dir / name / STATUS)
+        if st:  # the cell's own file is the latest word on it
+            c.update({k: st[k] for k in ("status", "error", "finished") if k in st})
+    return cells
+
+
+def cell_config(cell_dir: Path) -> DictConfig | None:
+    """The config a cell ran with (its ``config.yaml``); None before it started."""
+    f = cell_dir / "config.yaml"
+    return OmegaConf.load(f) if f.is_file() else None
+
+
+def cell_meta(cell_dir: Path, overrides: list[str]) -> dict[str, str]:
+    """Model, target value and method (or intervention) of a cell, from its saved config."""
+    meta = {"model": "?", "value": "?", "method": "?"}
+    cfg = cell_config(cell_dir)
+    if cfg is not None:
+        meta["model"] = str(OmegaConf.select(cfg, "model.name", default="?"))
+        meta["value"] = str(OmegaConf.select(cfg, "value.name", default="?"))
+        method = OmegaConf.select(cfg, "method.name", default=None)
+        if method is None:  # an evaluate.py cell: the intervention or the checkpoint
+            post = OmegaConf.select(cfg, "post_model", default=None)
+            method = "checkpoint" if post else _intervention_name(cfg)
+        meta["method"] = str(method)
+    for o in overrides:  # cells that never started have no config yet
+        k, _, v = o.partition("=")
+        if k in meta and meta[k] == "?":
+            meta[k] = v
+    return meta
+
+
+def _intervention_name(cfg) -> str:
+    """An evaluate.py cell's intervention as its class names it (prompting, prompting_placebo)."""
+    target = str(OmegaConf.select(cfg, "intervention._target_", default="") or "")
+    if target.endswith(".Prompting"):
+        return "prompting_placebo" if OmegaConf.select(cfg, "intervention.placebo") else "prompting"
+    if target.endswith(".NoIntervention"):
+        return "none"
+    return str(OmegaConf.select(cfg, "intervention.name", default="?"))
+
+
+def point_row(res: dict) -> dict[str, Any]:
+    """The table's numbers from a `VATResult.to_dict` (a vat.json result) or a curve row.
+
+    A result written before the calibrated statistics lacks the nulls and the debiased numbers:
+    they come back missing (None), never as a raw number under a debiased name.
+    """
+    iv = res.get("intervals") or {}
+    lo_hi = lambda k, lo, hi: iv.get(k) or [res.get(lo), res.get(hi)]  # noqa: E731
+    g, d, nv = (lo_hi("gain", "gain_lo", "gain_hi"), lo_hi("gnd_l1", "gnd_lo", "gnd_hi"),
+                lo_hi("nvat_offdiag", "nvat_lo", "nvat_hi"))  # fmt: skip
+    n = lambda k: _num(res.get(k))  # noqa: E731
+    return {
+        "gain": n("gain"),
+        "gain_lo": _num(g[0]),
+        "gain_hi": _num(g[1]),
+        "p_gain": n("p_gain"),
+        "gnd_l1": n("gnd_l1"),
+        "gnd_l1_bc": n("gnd_l1_bc"),
+        "gnd_l1_null": n("gnd_l1_null"),
+        "gnd_lo": _num(d[0]),
+        "gnd_hi": _num(d[1]),
+        "p_drift": n("p_drift"),
+        "nvat_excess": n("nvat_offdiag_excess"),
+        "nvat_lo": _num(nv[0]),
+        "nvat_hi": _num(nv[1]),
+        "nvat_offdiag": n("nvat_offdiag"),
+        "nvat_offdiag_null": n("nvat_offdiag_null"),
+        "p_nvat": n("p_nvat"),
+        "circumplex_consistency": n("circumplex_consistency"),
+        "p_circumplex": n("p_circumplex"),
+        "hubs": ",".join(res.get("hubs") or []),
+        "gain_too_small": bool(res.get("gain_too_small")),
+        "n_scenes": res.get("n_scenes"),
+        "ci": n("ci"),
+    }
+
+
+def _trajectory(axis: str, points: list[dict]) -> list[dict]:
+    """Trajectory rows (`TRAJ_KEYS`) of curve rows (``axis="step"``) or per-strength results
+    (``axis="k"``), each at its ``x``: the step or the strength."""
+    x_key = {"step": "step", "k": "strength"}[axis]
+    return [{"axis": axis, "x": p.get(x_key),
+             **{k: v for k, v in point_row(p).items() if k in TRAJ_KEYS}} for p in points]  # fmt: skip
+
+
+def _cell_results(cell_dir: Path) -> list[dict]:
+    """Per probe: ``{"probe", "final": full result dict, "point", "trajectory": [rows]}``."""
+    out = []
+    curve = cell_dir / "vat_curve.jsonl"
+    rows = (
+        [json.loads(x) for x in curve.read_text(encoding="utf-8").splitlines() if x.strip()]
+        if curve.is_file()
+        else []
+    )
+    for f in sorted(cell_dir.glob("report_*/vat.json")):  # sft / dpo: last checkpoint + curve
+        res = json.loads(f.read_text(encoding="utf-8"))
+        probe = res.get("probe", f.parent.name.removeprefix("report_"))
+        traj = _trajectory("step", [r for r in rows if r["probe"] == probe])
+        out.append({"probe": probe, "final": res, "point": f"step {res.get('step')}",
+                    "trajectory": traj})  # fmt: skip
+    vat_files = sorted(cell_dir.glob("*/vat.json")) + sorted(cell_dir.glob("vat.json"))
+    for f in vat_files:  # prompting / evaluate: one result per strength
+        if f.parent.name.startswith("report_"):
+            continue
+        payload = json.loads(f.read_text(encoding="utf-8"))
+        results = payload.get("results") or []
+        if not results:
+            continue
+        last = results[-1]
+        point = "checkpoint" if last.get("strength") is None else f"k={last['strength']}"
+        out.append({"probe": payload.get("probe", f.parent.name), "final": last, "point": point,
+                    "trajectory": _trajectory("k", results)})  # fmt: skip
+    return out
+
+
+def collect(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[dict]]:
+    """(table, tau long form, trajectories, cells not done) of a sweep dir."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise FileNotFoundError(f"sweep_dir={sweep_dir}: no such directory")
+    table, taus, trajs, pending = [], [], [], []
+    for name, c in sweep_cells(sweep_dir).items():
+        cell_dir = sweep_dir / name
+        meta = cell_meta(cell_dir, c.get("overrides") or [])
+        results = _cell_results(cell_dir) if c.get("status") in FINISHED else []
+        if not results:
+            pending.append({"cell": name, **meta, "status": c.get("status", "unknown"),
+                            "error": c.get("error")})  # fmt: skip
+            continue
+        for r in results:
+            key = {**meta, "probe": r["probe"]}
+            table.append({**key, "point": r["point"], **point_row(r["final"]), "cell": name})
+            for v, t in (r["final"].get("tau") or {}).items():
+                shift = (r["final"].get("mean_shift") or {}).get(v)
+                p_holm = (r["final"].get("p_holm") or {}).get(v)
+                taus.append({**key, "target": meta["value"], "of_value": v, "tau": t,
+                             "shift": shift, "p_holm": _num(p_holm), "cell": name})  # fmt: skip
+            trajs += [{**key, **p, "cell": name} for p in r["trajectory"]]
+    table_df = add_bh(pd.DataFrame(table, columns=TABLE_COLUMNS))
+    order = {v: i for i, v in enumerate(BASIC_VALUES)}
+    table_df = table_df.sort_values(
+        ["model", "method", "probe", "value"],
+        key=lambda s: s.map(order) if s.name == "value" else s,
+    ).reset_index(drop=True)
+    return table_df, pd.DataFrame(taus), pd.DataFrame(trajs), pending
+
+
+def add_bh(table: pd.DataFrame) -> pd.DataFrame:
+    """The ``*_bh`` columns: Benjamini-Hochberg across the table's rows (`BH_COLUMNS`).
+
+    The family is the sweep's comparisons, one per row (cell, or cell x probe); a row whose p is
+    undefined stays undefined and does not count toward the family's size.
+    """
+    out = table.copy()
+    for p, bh in BH_COLUMNS.items():
+        vals = pd.to_numeric(out[p], errors="coerce").to_numpy(float)
+        out[bh] = benjamini_hochberg(vals) if len(vals) else vals
+    return out
