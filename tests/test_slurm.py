@@ -1,14 +1,18 @@
 """Our SLURM scripts against a real scheduler: a single-host cluster on localhost
-(`launch/local_slurm/cluster.sh`: munge, slurmctld, slurmd; CPU only) started for this module.
+(`launch/local_slurm/cluster.sh`: munge, slurmctld, slurmd, slurmdbd on MariaDB for `sacct`; CPU
+only) started for this module.
 
 - ``sbatch`` of a rendered ``python -m vat.launch sbatch`` script: ``srun python train.py`` with
   ``strategy=ddp`` over 2 CPU tasks (gloo) on the tiny model; both ranks join, the run dir is the
   one the script promised, the curve and the checkpoints are in it;
 - the walltime guard: a job whose time limit is near gets SIGUSR1, saves ``hpc_ckpt_*.ckpt``,
   requeues itself with ``scontrol requeue``, resumes in the same run dir and ends with the curve of
-  an uninterrupted run.
+  an uninterrupted run;
+- a submitit sweep (``hydra/launcher=slurm_cpu``): one job per cell, all done, and the same command
+  again submits nothing;
+- ``scancel`` of a running cell: the cell is ``interrupted``, the same command resumes it.
 
-SLURM is a system package (``apt-get install slurm-wlm munge``): without it these tests skip,
+SLURM is a system package (``apt-get install slurm-wlm munge slurmdbd mariadb-server``): without it these tests skip,
 unless ``VAT_REQUIRE_SLURM=1`` (set by ``.ci/run``, which installs it), where they fail.
 """
 
@@ -43,8 +47,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory):
     """The environment (``SLURM_CONF`` ...) of a local cluster, torn down after the module."""
-    if shutil.which("slurmctld") is None or shutil.which("munged") is None:
-        msg = "SLURM is not installed (apt-get install slurm-wlm munge)"
+    if any(shutil.which(c) is None for c in ("slurmctld", "munged", "slurmdbd", "mariadbd")):
+        msg = "SLURM is not installed (apt-get install slurm-wlm munge slurmdbd mariadb-server)"
         if os.environ.get("VAT_REQUIRE_SLURM") == "1":
             pytest.fail(msg + " but VAT_REQUIRE_SLURM=1")
         pytest.skip(msg + "; CI installs it and sets VAT_REQUIRE_SLURM=1")
@@ -177,3 +181,59 @@ def test_submitit_sweep_submits_one_job_per_cell_and_nothing_when_done(slurm, tm
     assert p.returncode == 0, (p.stdout + p.stderr)[-4000:]
     assert "2 of 2 cells are done and are not launched again" in p.stdout + p.stderr
     assert sorted(d.name for d in (sweep / ".submitit").iterdir() if d.is_dir()) == jobs
+
+
+def _cells(sweep: Path) -> dict:
+    try:
+        return json.loads((sweep / "manifest.json").read_text())["cells"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return {}
+
+
+def test_scancel_interrupts_the_cell_and_the_same_command_resumes_it(slurm, tmp_path):
+    """``scancel`` of a running cell's job: SLURM sends SIGTERM, the cell saves ``last.ckpt`` and is
+    ``interrupted`` in the manifest (submitit learns the job's end from ``sacct``: the local cluster
+    keeps accounting); the same command then resumes that cell from its checkpoint, in its run dir,
+    and ends with the curve of an uninterrupted run."""
+    sweep = tmp_path / "sweep"
+    steps, every = 1500, 500
+    cmd = [sys.executable, "train.py", "-m", "value=benevolence", "hydra/launcher=slurm_cpu",
+           *FAST, "trainer.accelerator=cpu", "trainer.devices=2", "strategy=ddp",
+           "batch.micro_size=1", "batch.global_size=2", f"trainer.max_steps={steps}",
+           f"callbacks.vat.every_n_steps={every}", f"paths.cache_dir={tmp_path / 'cache'}",
+           f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    log = (tmp_path / "sweep1.log").open("w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=slurm, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 600:  # training has begun: the step-0 point is written
+            cells = _cells(sweep)
+            if cells and all((Path(c["dir"]) / "vat_curve.jsonl").exists() for c in cells.values()):
+                break
+            assert proc.poll() is None, (tmp_path / "sweep1.log").read_text()[-4000:]
+            time.sleep(2)
+        else:
+            raise AssertionError("the cell did not start within 600 s")
+        time.sleep(10)  # some steps past 0
+        jobs = subprocess.run(["squeue", "-h", "-o", "%i"], env=slurm, capture_output=True,
+                              text=True, timeout=30).stdout.split()  # fmt: skip
+        assert len(jobs) == 1, jobs
+        subprocess.run(["scancel", jobs[0]], env=slurm, check=True, timeout=30)
+        proc.wait(timeout=600)  # the launcher sees the job end (sacct) and returns
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    (cell,) = _cells(sweep).values()
+    assert cell["status"] == "interrupted", (cell, (tmp_path / "sweep1.log").read_text()[-4000:])
+    cell_dir = Path(cell["dir"])
+    stopped = json.loads((cell_dir / "summary.json").read_text())["interrupted"]
+    assert 0 < stopped["step"] < steps and stopped["checkpoint"], stopped
+    assert (cell_dir / "checkpoints" / "last.ckpt").exists()
+
+    p = subprocess.run(cmd, cwd=ROOT, env=slurm, capture_output=True, text=True, timeout=1200)
+    assert p.returncode == 0, (p.stdout + p.stderr)[-4000:]
+    (cell,) = _cells(sweep).values()
+    assert cell["status"] == "done" and Path(cell["dir"]) == cell_dir, cell
+    assert cell["resumed_from"] and cell["resumed_from"].endswith("last.ckpt"), cell
+    assert [r["step"] for r in _curve(cell_dir)] == list(range(0, steps + 1, every))

@@ -17,6 +17,30 @@ class DeepSpeedStrategy(strategies.DeepSpeedStrategy):
     scale; the accumulation itself is still DeepSpeed's, with k from ``accumulate_grad_batches``.
     """
 
+    def __init__(self, *args: Any, z3_leaf_modules: list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.z3_leaf_modules = list(z3_leaf_modules or [])
+
+    def init_deepspeed(self) -> None:
+        """ZeRO-3: mark `z3_leaf_modules` (class names, e.g. peft's LoRA ``Linear``) as leaves first.
+
+        ZeRO-3 puts a fetch/release hook pair on every submodule; a LoRA layer is five of them
+        (base layer, lora_A, lora_B, dropout, the wrapper). A leaf gathers all its parameters at
+        its own pre-forward hook instead (`deepspeed.utils.set_z3_leaf_modules`), before the engine
+        installs the hooks. Measured in benchmarks/bench_zero3.py (RESULTS.md "zero3"): with peft
+        LoRA (LoRA ``Linear`` or whole decoder layers as leaves) DeepSpeed 0.19.8 fails in the
+        backward pass (a released weight of size 0), so no preset sets it; it is there for models
+        without adapters (e.g. MoE experts, DeepSpeed's own use case).
+        """
+        if self.zero_stage_3 and self.z3_leaf_modules:
+            from deepspeed.utils import set_z3_leaf_modules
+            from hydra.utils import get_class
+
+            # a dotted path names one class; a bare name matches every class of that name
+            classes = [get_class(c) if "." in c else c for c in self.z3_leaf_modules]
+            set_z3_leaf_modules(self.model, classes)
+        super().init_deepspeed()
+
     def backward(self, closure_loss, optimizer, *args: Any, **kwargs: Any):
         return super().backward(closure_loss, optimizer, *args, scale_wrt_gas=False, **kwargs)
 

@@ -52,6 +52,7 @@ class VATCallback(L.Callback):
         metrics: dict | None = None,
         log_images: bool = True,
         cache_pre: bool = True,
+        gather_zero3: bool = True,
     ):
         if not probes:
             raise ValueError("callbacks.vat.probes is empty: configure at least one probe")
@@ -68,6 +69,7 @@ class VATCallback(L.Callback):
         self.metrics = dict(metrics or {})
         self.log_images = log_images
         self.cache_pre = cache_pre
+        self.gather_zero3 = gather_zero3
         self.pre: dict[str, ProbeResult] = {}
         self.done: set[tuple[int, str]] = set()
         self.last: dict[str, tuple[int, VATResult]] = {}
@@ -78,7 +80,7 @@ class VATCallback(L.Callback):
         step = trainer.global_step
         self._resume_curve(step)
         for name, probe in self.probes.items():
-            with _base_model_view(pl_module, step) as base:
+            with _base_model_view(pl_module, step) as base, self._gathered(trainer, base):
                 self.pre[name] = score_cached(probe, base, self.tokenizer, self.heldout, None,
                                               self.model_key, use_cache=self.cache_pre)  # fmt: skip
             if trainer.is_global_zero:
@@ -104,10 +106,39 @@ class VATCallback(L.Callback):
             was_training = pl_module.model.training
             pl_module.model.eval()
             try:
-                post = probe.score(pl_module.model, self.tokenizer, self.heldout)
+                with self._gathered(trainer, pl_module.model):
+                    post = probe.score(pl_module.model, self.tokenizer, self.heldout)
             finally:
                 pl_module.model.train(was_training)
             self._record(trainer, name, step, post, elapsed=time.perf_counter() - t0)
+
+    @contextlib.contextmanager
+    def _gathered(self, trainer, model):
+        """ZeRO-3: the whole model gathered on every rank for the scoring, once, and the engine's
+        per-module fetch/release hooks taken off meanwhile, as TRL does for generation
+        (`trl.models.utils.unwrap_model_for_generation`): otherwise every forward of the held-out
+        set fetches and releases each module's weights again. Costs one full copy of the weights
+        per rank while it scores: ``callbacks.vat.gather_zero3=false`` where that does not fit.
+        Elsewhere a no-op. The hooks go back through DeepSpeed's own registration
+        (`DeepSpeedZeRoOffload._register_deepspeed_module`, DeepSpeed >= 0.16.4, as TRL calls it)."""
+        engine = getattr(trainer.strategy, "model", None)
+        offload = getattr(getattr(engine, "optimizer", None), "parameter_offload", None)
+        params = [p for p in model.parameters() if hasattr(p, "ds_id")]
+        if not (self.gather_zero3 and offload is not None and params):
+            yield
+            return
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
+            for p in offload.module.parameters(recurse=True):
+                p.ds_active_sub_modules.clear()
+            for hook in (*offload.forward_hooks, *offload.backward_hooks):
+                hook.remove()
+            offload.forward_hooks, offload.backward_hooks = [], []
+            try:
+                yield
+            finally:
+                offload._register_deepspeed_module(offload.module)
 
     def _record(self, trainer, name: str, step: int, post: ProbeResult, elapsed: float) -> None:
         self.done.add((step, name))
