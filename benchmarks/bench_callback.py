@@ -34,7 +34,7 @@ from contextlib import contextmanager
 import common
 import torch
 
-from vat.train import final_report as _final_report
+from vat.report.training import final_report as _final_report
 
 # Per model: optimizer steps (the default cadence is 5: a VAT point at 5, 10, ...), most timed reps,
 # and whether to add the run with figures drawn (their cost does not depend on the model).
@@ -132,7 +132,7 @@ def prefill_pre_state(model: str) -> dict[str, float]:
     run for a model pays in ``on_train_start``), and the cache filled so the timed runs read it."""
     from hydra.utils import instantiate
 
-    from vat.evaluate import model_key, score_cached
+    from vat.measure import model_key, score_cached
     from vat.models import as_spec, load
     from vat.run import build_items, setup
 
@@ -173,8 +173,6 @@ def token_budget(model: str) -> dict:
     from vat import values as V
     from vat.models import as_spec, load_tokenizer
     from vat.run import build_items, setup
-    from vat.train import training_data
-
     cfg = common.train_config([f"model={model}"])
     setup(cfg)
     items = build_items(cfg)
@@ -195,7 +193,8 @@ def token_budget(model: str) -> dict:
             shared = common_prefix(seqs) if len(seqs) > 1 else 0
             n += shared + sum(len(x) - shared for x in seqs)
         out[f"eval_tokens_{name}"] = n
-    data, _, _ = training_data(cfg, items, V.normalize_value(cfg.value.name), tok)
+    target = V.normalize_value(cfg.value.name)
+    data = instantiate(cfg.method.datamodule)(items=items, target=target, tokenizer=tok).dataset
     packed = [len(e["chosen_input_ids"]) + len(e["rejected_input_ids"])
               - e["chosen_labels"].count(-100) for e in data.examples]  # fmt: skip
     per_step = cfg.batch.global_size * statistics.mean(packed)

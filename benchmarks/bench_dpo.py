@@ -9,7 +9,7 @@ ratios. Contenders, all in one process, alternating, ``--reps`` repetitions (see
 per-model steps, repetitions and untimed rounds):
 
 - ours ``precomputed`` / ``adapter_disabled`` / ``frozen_copy``: `vat.modules.DPOModule` under the
-  `lightning.Trainer` built from ``conf/trainer`` with the loader of `vat.train.training_loader`
+  `lightning.Trainer` built from ``conf/trainer`` with the loader of the run's data module (`vat.data.datamodule`)
   (our tokenisation, collator and epoch-shuffled sampler): the path ``python train.py`` runs, with
   the VAT callback, checkpoints, progress bar and loggers off (pure training throughput);
 - ours ``precomputed, share_prompt=false``: the forward before prompt sharing (``--before`` adds
@@ -86,11 +86,13 @@ class Setup:
 
 def prepare(model: str, steps: int, batch: int = BATCH, max_length: int = MAX_LENGTH,
             extra: list[str] = (), test_fraction: float = 0.25, device: str = "cpu") -> Setup:  # fmt: skip
+    from hydra.utils import instantiate
+
     from vat import values as V
     from vat.data.sampling import EpochShuffleSampler
     from vat.models import as_spec, load_model, load_tokenizer
+    from vat.reference import compute_logps as compute_reference_logps
     from vat.run import build_items, setup
-    from vat.train import compute_reference_logps, training_data
 
     cfg = common.train_config([
         f"model={model}",
@@ -103,7 +105,9 @@ def prepare(model: str, steps: int, batch: int = BATCH, max_length: int = MAX_LE
     setup(cfg)
     items = build_items(cfg)
     tokenizer = load_tokenizer(as_spec(cfg.model))
-    dataset, collate, _ = training_data(cfg, items, V.normalize_value(cfg.value.name), tokenizer)
+    target = V.normalize_value(cfg.value.name)
+    data = instantiate(cfg.method.datamodule)(items=items, target=target, tokenizer=tokenizer)
+    dataset, collate = data.dataset, data.collate
     if len(dataset) % batch:
         raise SystemExit(f"{len(dataset)} pairs is not a multiple of the batch {batch}")
     sampler, order, epoch = EpochShuffleSampler(len(dataset), cfg.seed), [], 0
@@ -133,8 +137,8 @@ def prepare(model: str, steps: int, batch: int = BATCH, max_length: int = MAX_LE
 @torch.no_grad()
 def reference_on_device(model, dataset, collate, batch_size: int, share_prompt: bool,
                         device: str) -> torch.Tensor:  # fmt: skip
-    """`vat.train.compute_reference_logps` (summed log-probs, fp32) with each batch moved to
-    `device` (which `vat.train` leaves to the caller); (N, 2) float64 on the CPU."""
+    """`vat.reference.compute_logps` (summed log-probs, fp32) with each batch moved to
+    `device` (which `vat.reference` leaves to the caller); (N, 2) float64 on the CPU."""
     from torch.utils.data import DataLoader
 
     from vat.forward import pair_logps
@@ -194,7 +198,7 @@ def run_ours(s: Setup, reference: str, warm: int, overrides: list[str] = ()) -> 
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from vat.train import training_loader
+    from vat.data.sampling import EpochShuffleSampler, ResumableDataLoader
 
     cfg = s.cfg.copy()
     OmegaConf.update(cfg, "method.module.reference", reference)
@@ -202,7 +206,8 @@ def run_ours(s: Setup, reference: str, warm: int, overrides: list[str] = ()) -> 
         k, v = o.split("=", 1)
         OmegaConf.update(cfg, k, yaml_value(v))
     L.seed_everything(SEED, verbose=False)
-    loader = training_loader(cfg, s.dataset, s.collate)
+    loader = ResumableDataLoader(s.dataset, batch_size=cfg.batch.micro_size, collate_fn=s.collate,
+                                 sampler=EpochShuffleSampler(len(s.dataset), cfg.seed))  # fmt: skip
     module = instantiate(cfg.method.module)
     if reference == "precomputed":
         module.set_reference_logps(s.ref)

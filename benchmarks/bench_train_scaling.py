@@ -56,7 +56,7 @@ def synthetic(examples: list[dict], length: int) -> list[dict]:
 
 def setup_at(model: str, length: int, steps: int):
     from vat.models import as_spec, load_model
-    from vat.train import compute_reference_logps
+    from vat.reference import compute_logps as compute_reference_logps
 
     s = prepare(model, steps, max_length=max(length, 256))  # TRL truncates at max_length
     data = synthetic(s.dataset.examples, length)

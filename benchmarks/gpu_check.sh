@@ -159,7 +159,7 @@ runs = sorted(p for p in smoke.iterdir() if p.is_dir()) if smoke.is_dir() else [
 if report.is_file():
     shutil.copy(report, out / "smoke_report.json")
 elif runs:  # the report step did not run (time limit): make it here
-    from vat.launch import smoke_metrics, smoke_table
+    from vat.launch.smoke import smoke_metrics, smoke_table
     results = [smoke_metrics(d) for d in runs]
     print(smoke_table(results))
     (out / "smoke_report.json").write_text(json.dumps(results, indent=2, default=str))

@@ -69,3 +69,93 @@ def test_wrong_type_fails_at_compose(compose_cfg):
     assert isinstance(e.value.__cause__, ValidationError)
     with pytest.raises(ConfigCompositionException, match="on_invalid"):
         compose_cfg("train", ["data.on_invalid=ignore"])
+
+
+# ------------------------------------------------------------------- every default written once
+def _schema(group: str, name: str):
+    from hydra.core.config_store import ConfigStore
+
+    return ConfigStore.instance().load(config_path=f"{group}/{name}.yaml").node
+
+
+def _own_and_parents(group: str, option: str):
+    raw = OmegaConf.load(CONF / group / f"{option}.yaml")
+    parents = [d for d in raw.get("defaults", []) if isinstance(d, str) and d != "_self_"]
+    own = OmegaConf.masked_copy(raw, [k for k in raw if k != "defaults"])
+    return own, parents
+
+
+def _inherited(group: str, option: str):
+    """What an option of a schema-backed group starts from: its schema's defaults, or the option
+    it extends (fully composed), before its own lines apply."""
+    _, parents = _own_and_parents(group, option)
+    base = OmegaConf.create()
+    for p in parents:
+        if p.startswith("base_"):
+            parent = OmegaConf.structured(_schema(group, p))
+        else:
+            own, _ = _own_and_parents(group, p)
+            parent = OmegaConf.merge(_inherited(group, p), own)
+        base = OmegaConf.merge(base, parent)
+    return base
+
+
+def _leaves(node, path=""):
+    for k in node:
+        key = f"{path}.{k}" if path else str(k)
+        child = node._get_node(k)
+        if OmegaConf.is_dict(child) and len(child):
+            yield from _leaves(child, key)
+        else:
+            yield key, child
+
+
+def _extends_a_schema(group: str, option: str) -> bool:
+    _, parents = _own_and_parents(group, option)
+    return any(p.startswith("base_") or _extends_a_schema(group, p) for p in parents)
+
+
+SCHEMA_OPTIONS = [(g, o) for g in GROUPS for o in options(g) if _extends_a_schema(g, o)]
+
+
+def test_schema_backed_groups_are_found():
+    assert {g for g, _ in SCHEMA_OPTIONS} >= {"model", "data", "probe", "metrics", "intervention"}
+
+
+@pytest.mark.parametrize(("group", "option"), SCHEMA_OPTIONS)
+def test_no_option_repeats_a_default_it_inherits(group, option):
+    """A YAML line that sets what the schema (the code's default) or the extended option already
+    says is the same default written twice: change one and the other silently disagrees."""
+    own, _ = _own_and_parents(group, option)
+    base = _inherited(group, option)
+    repeated = []
+    for key, node in _leaves(own):
+        if node._is_interpolation() or node._is_missing():
+            continue  # a wiring (${...}) or a required field (???): not a default
+        was = OmegaConf.select(base, key, default="<absent>", throw_on_missing=False)
+        value = OmegaConf.to_container(node) if OmegaConf.is_config(node) else node._value()
+        was = OmegaConf.to_container(was) if OmegaConf.is_config(was) else was
+        if was == value:
+            repeated.append(f"{key}: {value!r}")
+    assert not repeated, f"conf/{group}/{option}.yaml repeats inherited defaults: {repeated}"
+
+
+def test_schemas_take_the_defaults_of_what_they_configure():
+    """`DataConfig` and `MetricsConfig` hold the defaults of `load_items` and `compute_vat` (read
+    from their signatures), `Columns` those of `DEFAULT_COLUMNS`: one value each (columns and
+    polarity: null in the signature, the same constants in the schema)."""
+    import dataclasses
+
+    from vat.config import Columns, DataConfig, MetricsConfig
+    from vat.data.loaders import DEFAULT_COLUMNS, load_items
+    from vat.defaults import defaults_of
+    from vat.metrics import compute_vat
+
+    for schema, fn in ((DataConfig, load_items), (MetricsConfig, compute_vat)):
+        given = defaults_of(fn)
+        for f in dataclasses.fields(schema):
+            if f.name in given and f.default_factory is dataclasses.MISSING:
+                assert f.default == given[f.name], (schema.__name__, f.name)
+    assert dataclasses.asdict(Columns()) == DEFAULT_COLUMNS
+    with pytest.raises(KeyError):
+        defaults_of(load_items)["source"]  # required: the schema marks it ??? instead

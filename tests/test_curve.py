@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vat.callbacks.vat import VATCallback, curve_row, read_curve
+from vat.callbacks.vat import VATCallback, curve_row
+from vat.io import read_curve
 from vat.metrics import VATResult, benjamini_hochberg, compute_vat
 from vat.values import BASIC_VALUES
 
@@ -107,6 +108,26 @@ def test_resume_keeps_rows_with_infinite_ends(weak, flat, tmp_path: Path):
     kept, torn = read_curve(cb.curve_path)
     assert torn == 0 and [r["step"] for r in kept] == [0, 2] and kept[1]["gnd_hi"] == "inf"
     assert cb.done == {(0, "lik"), (2, "lik")}
+
+
+def test_a_torn_last_row_is_dropped_by_the_sweep_report_and_by_resume(weak, flat, tmp_path):
+    """A kill in mid-append tears the curve's last line: the sweep report reads the whole rows
+    (the same reader as resume), and resume rewrites the curve without the torn one."""
+    from vat.report.sweep_cells import _cell_results
+
+    cb = VATCallback.__new__(VATCallback)
+    cb.curve_path = tmp_path / "vat_curve.jsonl"
+    rows = [curve_row(flat, "lik", 0, 0, 0.0), curve_row(weak, "lik", 2, 0, 0.0)]
+    whole = "".join(json.dumps(r, allow_nan=False) + "\n" for r in rows)
+    torn = json.dumps(curve_row(weak, "lik", 4, 0, 0.0))[:40]
+    cb.curve_path.write_text(whole + torn)
+    (tmp_path / "report_lik").mkdir()
+    (tmp_path / "report_lik" / "vat.json").write_text(json.dumps({"probe": "lik", "step": 2}))
+    (cell,) = _cell_results(tmp_path)
+    assert [p["x"] for p in cell["trajectory"]] == [0, 2]
+    cb._resume_curve(4)
+    assert cb.curve_path.read_text() == whole and cb.done == {(0, "lik"), (2, "lik")}
+    assert [q.name for q in tmp_path.iterdir() if q.name.startswith(".")] == []
 
 
 def test_sweep_rows_from_curve_rows_and_bh(weak, flat):

@@ -59,7 +59,7 @@ def _score_all(model, tok, items) -> dict:
             before = calls[0]
             res = probe.score(model, tok, items)
             out[name] = (res.items, res.units, res.meta, calls[0] - before)
-        from vat.evaluate import score_cached
+        from vat.measure import score_cached
 
         # the pre-state cache: computed sharded and written once, then read by every rank
         for i in range(2):

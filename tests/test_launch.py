@@ -2,6 +2,7 @@
 the launch guards and the SLURM walltime guard (checkpoint + requeue on SIGUSR1)."""
 
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -306,10 +307,55 @@ def test_check_launch_accepts_a_submitit_cell_started_by_srun(hydra_cfg):
     VL.check_launch(hydra_cfg(overrides, multirun=True), env=SLURM_1x2)
 
 
-def test_devices_per_node():
-    assert [VL.devices_per_node(d) for d in (1, 8, "8", [0, 1], "0,1", "auto", -1, True)] == [
-        1, 8, 8, 2, 2, None, None, None,
-    ]  # fmt: skip
+# --------------------------------------------------------------------------- trainer.devices
+@pytest.mark.parametrize(
+    ("devices", "count"),
+    [(1, 1), (8, 8), ("8", 8), (" 2 ", 2), ([0, 1], 2), ((3,), 1), ("0,1", 2), ("1,3,", 2),
+     ("3,", 1), ("0, 1", 2), ("auto", None), ("AUTO", None), (-1, None), ("-1", None)],
+)  # fmt: skip
+def test_parse_devices(devices, count):
+    """Counted by hand: "0,1" is two device ids (Lightning's list form), not device count 0,1."""
+    assert VL.parse_devices(devices) == count
+    assert VL.parse_devices(OmegaConf.create({"d": devices}).d) == count  # as the config gives it
+
+
+@pytest.mark.parametrize(
+    ("devices", "why"),
+    [(0, "at least one device"), ("0", "at least one device"), (-2, "at least one device"),
+     (True, "not a boolean"), ("two", ""), ("0,a", "device ids are whole"), ([0, "1"], "device ids are whole"),
+     ([0, True], "device ids are whole"), ([], "no device ids"), (",", "no device ids"),
+     ([1, 1], "each device id once"), ("0,0", "each device id once"), (None, ""), (1.5, "")],
+)  # fmt: skip
+def test_parse_devices_refuses_what_lightning_refuses(devices, why):
+    with pytest.raises(ValueError, match=rf"^trainer\.devices={re.escape(repr(devices))}: {why}"):
+        VL.parse_devices(devices)
+
+
+def test_parse_devices_reads_strings_as_lightning_does():
+    from lightning.fabric.utilities.device_parser import _normalize_parse_gpu_string_input
+
+    for s in ("1", "8", "0,1", "1,3,", "3,", "0, 1", "-1"):
+        ids = _normalize_parse_gpu_string_input(s)  # a count, -1 (all) or a list of ids
+        want = None if ids == -1 else ids if isinstance(ids, int) else len(ids)
+        assert VL.parse_devices(s) == want, s
+
+
+def test_device_count_needs_a_number_and_world_size_uses_it():
+    from vat.trainer import world_size
+
+    assert VL.device_count("0,1", "x") == 2
+    with pytest.raises(ValueError, match=r"trainer.devices='auto': give a number .* so that x$"):
+        VL.device_count("auto", "x")
+    assert world_size(OmegaConf.create({"devices": "0,1", "num_nodes": 2})) == 4
+    with pytest.raises(ValueError, match=r"trainer.devices=-1: .*batch.global_size"):
+        world_size(OmegaConf.create({"devices": -1, "num_nodes": 1}))
+
+
+def test_check_launch_counts_device_ids(hydra_cfg):
+    """trainer.devices="0,1" under a 2-task srun: two devices, as the allocation has."""
+    VL.check_launch(hydra_cfg(["trainer.devices='0,1'"]), env=SLURM_1x2)
+    with pytest.raises(VL.LaunchError, match=r"Add: trainer\.devices=2$"):
+        VL.check_launch(hydra_cfg(["trainer.devices='0,1,2'"]), env=SLURM_1x2)
 
 
 # --------------------------------------------------------------------------- torchrun
@@ -465,16 +511,16 @@ def test_sigusr1_saves_hpc_checkpoint_requeues_and_resumes(tmp_path):
 def test_cpu_sbatch_script_has_tasks_and_no_gres():
     """--gpus-per-node 0 renders a CPU job (the local SLURM cluster in tests/test_slurm.py runs
     it): N tasks per node, no --gres line; one task per GPU stays the rule on GPUs."""
-    from vat.launch import render_sbatch, sbatch_header
+    from vat.launch import SbatchJob, render_sbatch
 
     text = render_sbatch(["strategy=ddp"], gpus_per_node=0, tasks_per_node=2, time="00:10:00")
     assert "#SBATCH --ntasks-per-node=2" in text and "--gres" not in text
     assert "1 node(s) x 2 CPU task(s)" in text
     with pytest.raises(ValueError, match="tasks per node"):
-        sbatch_header(nodes=1, gpus_per_node=0, time="1:00:00")
+        SbatchJob(nodes=1, gpus_per_node=0, time="1:00:00")
     with pytest.raises(ValueError, match="one task per GPU"):
-        sbatch_header(nodes=1, gpus_per_node=8, tasks_per_node=4, time="1:00:00")
-    assert "#SBATCH --gres=gpu:8" in sbatch_header(nodes=1, gpus_per_node=8, time="1:00:00")
+        SbatchJob(nodes=1, gpus_per_node=8, tasks_per_node=4, time="1:00:00")
+    assert "#SBATCH --gres=gpu:8" in SbatchJob(nodes=1, gpus_per_node=8, time="1:00:00").header()
 
 
 def test_walltime_signal_outside_fit_requeues_before_and_is_ignored_after(monkeypatch):

@@ -61,6 +61,30 @@ def test_tiny_tokenizer_and_chat_template(tiny_dir):
     assert len(tok(" the")["input_ids"]) == 1
 
 
+def test_the_tiny_configs_model_is_the_builders_default_and_shares_its_cache(tiny_dir, compose_cfg):
+    """conf/model/tiny.yaml leaves the size to `build_tiny`'s defaults, and the cache key fills the
+    defaults in: the configured model, the test fixture's and an explicit default are one dir."""
+    from vat.models.loading import as_spec, resolve_path
+    from vat.models.tiny import tiny_model_dir
+
+    assert tiny_model_dir(hidden_size=128, num_layers=4) == tiny_dir
+    assert resolve_path(as_spec(compose_cfg("train", ["model=tiny"]).model)) == str(tiny_dir)
+    spec = as_spec(compose_cfg("train", ["model=tiny_4m"]).model)
+    assert spec.build_args == {"hidden_size": 256, "intermediate_size": 688}
+
+
+def test_training_turns_lora_on_with_the_specs_defaults(compose_cfg):
+    """conf/train.yaml's ``model.lora: {}`` takes `LoraSpec`'s settings (written there only);
+    evaluate.py scores the base model without adapters."""
+    from vat.models import LoraSpec
+    from vat.models.loading import as_spec
+
+    assert as_spec(compose_cfg("train").model).lora == LoraSpec()
+    assert as_spec(compose_cfg("train", ["model.lora.r=4"]).model).lora == LoraSpec(r=4)
+    assert as_spec(compose_cfg("train", ["model.lora=null"]).model).lora is None
+    assert as_spec(compose_cfg("evaluate").model).lora is None
+
+
 def test_lora_from_config(tiny_dir):
     from vat.models import LoraSpec
 

@@ -53,22 +53,13 @@ def test_precomputed_and_online_reference_give_the_same_loss(tiny_dir, batch_and
                 p.normal_(0, 0.05)
     pre = _module(tiny_dir, "precomputed")
     pre.model.load_state_dict(online.model.state_dict())
-    # the reference pass exactly as train.py runs it: the base model, its own batches
+    # the reference pass train.py runs (`vat.reference.compute_logps`, as `precompute` calls it),
+    # with a different batching than the training batch
     from vat.models import load_model
+    from vat.reference import compute_logps
 
     base = load_model(ModelSpec(name="tiny", pretrained=str(tiny_dir)), with_lora=False)
-    from vat.losses import sequence_logps
-
-    ref = torch.zeros(len(ds), 2, dtype=torch.float64)
-    with torch.no_grad():
-        for s in range(0, len(ds), 3):  # a different batching than the training batch
-            b = collate([ds[i] for i in range(s, min(s + 3, len(ds)))])
-            lp, _ = sequence_logps(
-                base(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits,
-                b["labels"],
-            )
-            k = len(b["index"])
-            ref[b["index"], 0], ref[b["index"], 1] = lp[:k].double(), lp[k:].double()
+    ref = compute_logps(base, ds.examples, collate, batch_size=3, average=False)
     pre.set_reference_logps(ref)
     losses = []
     for m in (online, pre):
@@ -119,9 +110,10 @@ def test_frozen_reference_cannot_move(tiny_dir, batch_and_data):
 
 
 def test_adapter_disabled_without_lora_fails_fast(tiny_dir):
-    with pytest.raises(ValueError, match="adapter_disabled needs LoRA"):
+    """The module raises preflight's message (`vat.reference`: one rule, one text)."""
+    with pytest.raises(ValueError, match="adapter_disabled with model.lora=null: the reference is"):
         _module(tiny_dir, "adapter_disabled", lora=False)
-    with pytest.raises(ValueError, match=r"method.reference must be one of"):
+    with pytest.raises(ValueError, match=r"method.module.reference=copy: expected one of"):
         DPOModule(model={}, loss=None, optimizer=None, reference="copy")
 
 

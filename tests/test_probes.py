@@ -120,7 +120,7 @@ def test_judgment_probe_ratings(tiny, held_small):
 
 
 def test_judgment_probe_fails_fast_on_bad_config():
-    with pytest.raises(ValueError, match=r"probe.k must be between 2 and 9"):
+    with pytest.raises(ValueError, match=r"probe.k=1: a judgment scale needs 2 to 9 points"):
         JudgmentProbe(k=1)
     with pytest.raises(ValueError, match=r"probe.orders"):
         JudgmentProbe(orders=["sideways"])

@@ -37,3 +37,20 @@ def test_the_user_can_allow_a_module_on_purpose(compose_cfg):
     cfg = compose_cfg("train", ["method.module.optimizer._target_=mypkgevil.x", allow])
     with pytest.raises(UnsafeTargetError):
         check_targets(cfg)
+
+
+@pytest.mark.parametrize("config_name", ["train", "evaluate"])
+def test_a_model_builder_is_a_callable_path_the_allowlist_checks(compose_cfg, config_name):
+    """``model.build`` names a function `resolve_path` calls: the allowlist covers it too."""
+    shipped = dict(iter_targets(compose_cfg(config_name)))
+    assert shipped["model.build"] == "vat.models.smollm2.smollm2_model_dir"
+    hub = dict(iter_targets(compose_cfg(config_name, ["model=qwen2_5_0_5b_instruct"])))
+    assert "model.build" not in hub  # a Hub model has no builder: nothing to check
+    cfg = compose_cfg(config_name, ["model.build=os.system"])
+    with pytest.raises(UnsafeTargetError, match=r"security\.allow_targets") as e:
+        setup(cfg)
+    assert "model.build='os.system'" in str(e.value)
+    assert not __import__("os").path.exists(cfg.paths.output_dir)
+    check_targets(
+        compose_cfg(config_name, ["model.build=mypkg.build", "security.allow_targets=[mypkg.]"])
+    )

@@ -84,10 +84,10 @@ def test_every_experiment_preset_composes_with_its_grid(preset):
             cell = compose_multirun(c["overrides"])
             arms[c["overrides"][0]] = (cell.method.name, cell.method.get("anchor_per_pair"),
                                        cell.method.module.get("anchor_weight"))  # fmt: skip
-        assert arms == {"arm=dpo": ("dpo", None, None),
+        assert arms == {"arm=dpo": ("dpo", 0, None),
                         "arm=anchored_l1": ("dpo_anchored", 1, 1),
                         "arm=anchored_l10": ("dpo_anchored", 1, 10),
-                        "arm=dpo_placebo": ("dpo_placebo", None, None)}  # fmt: skip
+                        "arm=dpo_placebo": ("dpo_placebo", 0, None)}  # fmt: skip
 
 
 def test_a_seed_axis_makes_one_cell_per_seed():

@@ -17,8 +17,9 @@ def curve(out: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["dpo", "sft"])
+@pytest.mark.parametrize("method", ["dpo", "sft", "orpo"])
 def test_train_method_end_to_end(compose_cfg, method):
+    """Every method end to end; orpo is the method added as one YAML file plus one module."""
     from vat.train import train
 
     cfg = compose_cfg(
@@ -78,7 +79,7 @@ def test_prompting_method_measures_with_each_probe(compose_cfg):
 def test_accumulation_is_derived_in_one_place():
     from omegaconf import OmegaConf
 
-    from vat.train import accumulation_steps, world_size
+    from vat.trainer import accumulation_steps, world_size
 
     assert accumulation_steps(64, 4, 8) == 2
     assert world_size(OmegaConf.create({"devices": 8, "num_nodes": 2})) == 16

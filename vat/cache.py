@@ -30,6 +30,9 @@ def build_once(target: Path) -> Iterator[Path | None]:
     (e.g. the ranks of a distributed job: one builds, the others wait and then read it). Where the
     lock does not hold across machines (some shared filesystems), a second builder's entry is
     dropped in favour of the first one's instead of failing.
+
+    Not `vat.io.atomic_file`, which replaces one file: this builds a directory once and keeps the
+    first complete one (a directory cannot be renamed over another, and need not be).
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):

@@ -4,8 +4,8 @@ Lightning writes a checkpoint straight to its final name (through an fsspec "tra
 temporary file sits in ``/tmp``, so the final move is a copy when ``/tmp`` is another filesystem):
 a job killed mid-write can leave a truncated ``last.ckpt`` that ``ckpt_path=last`` then loads.
 Here every checkpoint is written beside its final name as ``.<name>.partial-<pid>``, flushed to
-disk, and renamed over the final name (``os.replace``: atomic on one filesystem), so a reader sees
-the old checkpoint or the new one, never half of one. A full disk raises `CheckpointWriteError`
+disk, and renamed over the final name (`vat.io.atomic_file`), so a reader sees the old checkpoint
+or the new one, never half of one. A full disk raises `CheckpointWriteError`
 naming the file and the free space; the partial file is removed and the previous checkpoint is
 untouched.
 
@@ -26,18 +26,15 @@ from typing import Any
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from vat.io import PARTIAL, atomic_file
+
 log = logging.getLogger(__name__)
 
-PARTIAL = ".partial"  # hidden partial names: ``.last.ckpt.partial-123`` (never matched as "last")
 ASIDE = ".previous"  # a directory checkpoint being replaced: ``.last.ckpt.previous``
 
 
 class CheckpointWriteError(OSError):
     """A checkpoint could not be written (e.g. the disk is full); the previous one is intact."""
-
-
-def partial_path(path: Path, tag: str | int | None = None) -> Path:
-    return path.with_name(f".{path.name}{PARTIAL}" + (f"-{tag}" if tag is not None else ""))
 
 
 def aside_path(path: Path) -> Path:
@@ -62,35 +59,11 @@ def write_error(path: Path, e: OSError) -> CheckpointWriteError:
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` to `path` so that `path` is always either the old file or the whole new one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = partial_path(path, os.getpid())
     try:
-        with open(tmp, "wb") as f:
+        with atomic_file(path) as f:
             torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise write_error(path, e) from e
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _fsync_dir(d: Path) -> None:
-    """Make a rename durable (POSIX: the directory entry is flushed with the directory)."""
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:
-        return  # e.g. Windows: directories cannot be opened; the rename is still atomic
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -6,54 +6,51 @@ or a wrongly typed value fails when Hydra composes the config, before any model 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from vat.data.loaders import DEFAULT_POLARITY, DEFAULT_SCENARIO_TEMPLATE
+from vat.data.loaders import DEFAULT_COLUMNS, DEFAULT_POLARITY, load_items
 from vat.data.schema import OnInvalid
+from vat.defaults import defaults_of
 from vat.interventions import NoIntervention, Prompting
+from vat.metrics import compute_vat
 from vat.models.loading import ModelSpec
 from vat.probes import JudgmentProbe, LikelihoodProbe
 from vat.sweep.names import register_resolvers
 
+_LOAD_ITEMS = defaults_of(load_items)
+_COMPUTE_VAT = defaults_of(compute_vat)
 
-@dataclass
-class Columns:
-    """Source column for each item field; null derives it (id from the line, value from the
-    micro-value, scene_id from country + domain + scenario, scenario from the template)."""
 
-    id: str | None = "id"
-    scene_id: str | None = "scene_id"
-    country: str | None = "country"
-    domain: str | None = "domain"
-    scenario: str | None = "scenario"
-    value: str | None = "value"
-    micro_value: str | None = "micro_value"
-    polarity: str | None = "polarity"
-    action: str | None = "action"
-    split: str | None = "split"
+# Source column for each item field; null derives it (id from the line, value from the
+# micro-value, scene_id from country + domain + scenario, scenario from the template). The
+# defaults are `vat.data.loaders.DEFAULT_COLUMNS`.
+Columns = make_dataclass("Columns", [(k, str | None, v) for k, v in DEFAULT_COLUMNS.items()])
 
 
 @dataclass
 class DataConfig:
-    """Arguments of `vat.data.load_items`: where the items are, how columns map, how to split."""
+    """Arguments of `vat.data.load_items`: where the items are, how columns map, how to split.
+    Defaults are `load_items`'s own."""
 
     _target_: str = "vat.data.load_items"
     source: str = MISSING  # "bundled", a file path, or a Hugging Face dataset id (format=hf)
-    format: str = "auto"  # auto (from the suffix) | jsonl | json | csv | parquet | hf
-    hf_split: str = "train"
-    revision: str | None = None
-    data_files: Any = None
+    format: str = _LOAD_ITEMS[
+        "format"
+    ]  # auto (from the suffix) | jsonl | json | csv | parquet | hf
+    hf_split: str = _LOAD_ITEMS["hf_split"]
+    revision: str | None = _LOAD_ITEMS["revision"]
+    data_files: Any = _LOAD_ITEMS["data_files"]
     columns: Columns = field(default_factory=Columns)
     polarity: dict[str, list[str]] = field(default_factory=lambda: dict(DEFAULT_POLARITY))
-    scenario_template: str = DEFAULT_SCENARIO_TEMPLATE
-    on_invalid: OnInvalid = OnInvalid.error
-    test_fraction: float = 0.3
-    seed: int = 0
-    use_split_column: bool = True
+    scenario_template: str = _LOAD_ITEMS["scenario_template"]
+    on_invalid: OnInvalid = _LOAD_ITEMS["on_invalid"]
+    test_fraction: float = _LOAD_ITEMS["test_fraction"]
+    seed: int = _LOAD_ITEMS["seed"]
+    use_split_column: bool = _LOAD_ITEMS["use_split_column"]
 
 
 @dataclass
@@ -65,19 +62,24 @@ class ValueConfig:
 
 @dataclass
 class MetricsConfig:
-    """Arguments of `vat.metrics.compute_vat` (see vat-spec section 4)."""
+    """Arguments of `vat.metrics.compute_vat` (see vat-spec section 4), with its defaults:
+    ``eps`` is the smallest |gain| (in ``eps_units``: ``pre_sd``, a share of the pre state's scene
+    SD, or ``score``, probe units) below which ratios are NaN; ``coupling_method`` spearman or
+    kendall; ``min_overlap`` the fewest shared scenes for a correlation to enter R;
+    ``bootstrap_scheme`` bootstrap or subsample (the paper's rescaled 80 % subsamples);
+    ``n_permutations`` for the coupling nulls and the Mantel test."""
 
-    eps: float = 0.01  # |gain| below eps (in eps_units): tax ratios are NaN and flagged
-    eps_units: str = "pre_sd"  # pre_sd (eps x the pre state's scene SD) | score (probe units)
-    coupling_method: str = "spearman"  # spearman | kendall
-    min_overlap: int = 8  # fewest shared scenes for a correlation to enter R (else NaN)
-    n_bootstrap: int = 1000
-    bootstrap_scheme: str = "bootstrap"  # bootstrap | subsample (the paper's 80% subsamples)
-    subsample_frac: float = 0.8
-    ci: float = 0.95
-    n_permutations: int = 1000  # permutations of the coupling nulls and the Mantel test
-    hub_k: int = 3
-    seed: int = 0
+    eps: float = _COMPUTE_VAT["eps"]
+    eps_units: str = _COMPUTE_VAT["eps_units"]
+    coupling_method: str = _COMPUTE_VAT["coupling_method"]
+    min_overlap: int = _COMPUTE_VAT["min_overlap"]
+    n_bootstrap: int = _COMPUTE_VAT["n_bootstrap"]
+    bootstrap_scheme: str = _COMPUTE_VAT["bootstrap_scheme"]
+    subsample_frac: float = _COMPUTE_VAT["subsample_frac"]
+    ci: float = _COMPUTE_VAT["ci"]
+    n_permutations: int = _COMPUTE_VAT["n_permutations"]
+    hub_k: int = _COMPUTE_VAT["hub_k"]
+    seed: int = _COMPUTE_VAT["seed"]
     # value: the ten basic values; both: also the 56 micro-values and Kendall's tau at the final
     # point, with their agreement (vat.metrics.robustness; not an argument of compute_vat)
     level: str = "value"

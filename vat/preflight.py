@@ -60,10 +60,6 @@ def _choices(cfg: DictConfig) -> dict[str, tuple[str, ...]]:
     from vat.models.loading import DTYPES, PADDING_SIDES
 
     choices = {"model.dtype": DTYPES, "model.padding_side": PADDING_SIDES}
-    if _get(cfg, "method.module.reference") is not _UNSET:  # DPO (imports Lightning)
-        from vat.modules.dpo import REFERENCES
-
-        choices["method.module.reference"] = REFERENCES
     return choices | {
         "metrics.coupling_method": ("spearman", "kendall"),
         "metrics.bootstrap_scheme": ("bootstrap", "subsample"),
@@ -190,13 +186,7 @@ def check_config(cfg: DictConfig) -> None:
                         "(also the 56 micro-values and Kendall's tau, at the final point)")  # fmt: skip
     problems += _check_train_data(cfg)
     problems += _check_anchor(cfg)
-    reference = _get(cfg, "method.module.reference")
-    if reference == "adapter_disabled" and _get(cfg, "model.lora") in (None, _UNSET):
-        problems.append(
-            "method.module.reference=adapter_disabled with model.lora=null: the reference is the "
-            "policy with its LoRA adapters switched off, so it needs LoRA; set model.lora (e.g. "
-            "model.lora.r=16) or method.module.reference=precomputed (or frozen_copy)"
-        )
+    problems += _check_reference(cfg)
     probes = probe_nodes(cfg)
     if trains and not probes:
         problems.append(
@@ -236,21 +226,48 @@ def check_config(cfg: DictConfig) -> None:
 
 def _check_train_data(cfg) -> list[str]:
     """``method.train_data`` names a kind the method's module can train on (`vat.data.placebo`)."""
-    from vat.data import placebo
 
     kind = _get(cfg, "method.train_data")
     target = _get(cfg, "method.module._target_")
     if kind in (None, _UNSET) or target in (None, _UNSET):
         return []
+    datamodule = _get(cfg, "method.datamodule._target_")
+    if datamodule in (None, _UNSET):
+        return []
     try:
-        from vat.modules import is_preference
+        from hydra.utils import get_class
 
-        allowed = placebo.PREFERENCE_KINDS if is_preference(cfg.method) else placebo.SFT_KINDS
-    except Exception:  # an unknown module class is reported by the _target_ checks
+        allowed = get_class(datamodule).kinds  # the data module's own list (vat.data.datamodule)
+    except Exception:  # an unknown class is reported by the _target_ checks
         return []
     if kind not in allowed:
         return [f"method.train_data={kind}: {target} trains on one of {list(allowed)}"]
     return []
+
+
+def _check_reference(cfg: DictConfig) -> list[str]:
+    """``method.module.reference`` names a `vat.reference.Reference` that can run on this model:
+    the classes' own rules (`Reference.check`), the same ones the module applies when it builds."""
+    reference = _get(cfg, "method.module.reference")
+    if reference in (None, _UNSET):
+        return []
+    from hydra.utils import get_class
+
+    from vat import reference as R
+
+    try:
+        if isinstance(reference, DictConfig) and "_target_" in reference:
+            cls = get_class(reference._target_)
+            if not (isinstance(cls, type) and issubclass(cls, R.Reference)):
+                raise ValueError(f"method.module.reference._target_={reference._target_}: not a "
+                                 "vat.reference.Reference class")  # fmt: skip
+            ref = cls()
+        else:
+            ref = R.resolve(reference)
+    except (ValueError, ImportError) as e:
+        return [str(e)]
+    problem = ref.check(lora=_get(cfg, "model.lora") not in (None, _UNSET))
+    return [problem] if problem else []
 
 
 def _check_anchor(cfg) -> list[str]:
@@ -317,16 +334,10 @@ def secrets_in_config(cfg: DictConfig) -> list[str]:
 
 
 def _check_probe(key: str, node: DictConfig) -> list[str]:
-    """A probe node: the judgment scale has 2 to 9 points; the probe's own checks pass."""
+    """A probe node: the probe's own checks pass (the judgment scale's `check_scale` among them),
+    so a bad value fails here with the message the probe would raise."""
     from hydra.utils import instantiate
 
-    if node.get("_target_") in ("vat.probes.JudgmentProbe", "vat.probes.judgment.JudgmentProbe"):
-        k = node.get("k")
-        if isinstance(k, bool) or not isinstance(k, int) or not 2 <= k <= 9:
-            return [
-                f"{key}.k={_show(k)}: a judgment scale needs 2 to 9 points (options 1..k, each "
-                "a single digit)"
-            ]
     try:
         instantiate(node, _convert_="all")  # a dataclass: its __post_init__ checks its fields
     except Exception as e:

@@ -1,8 +1,10 @@
-"""What a config may make `vat` run: ``_target_`` only from an allowlist of module prefixes.
+"""What a config may make `vat` run: callables only from an allowlist of module prefixes.
 
-A Hydra config names callables by import path (``_target_: torch.optim.AdamW``). A config received
-from someone else could just as well say ``_target_: os.system``; `check_targets` walks the whole
-config before anything is instantiated and refuses any ``_target_`` outside the allowlist, naming
+A Hydra config names callables by import path (``_target_: torch.optim.AdamW``), and so does a
+model's ``build`` (the function that builds an offline model into the cache, called by
+`vat.models.loading.resolve_path`). A config received from someone else could just as well say
+``_target_: os.system`` or ``model.build: os.system``; `check_targets` walks the whole config
+before anything is instantiated or built and refuses any such path outside the allowlist, naming
 the key. Trusting another package is a deliberate, visible act: ``security.allow_targets=[mypkg.]``.
 """
 
@@ -26,8 +28,14 @@ ALLOWED_PREFIXES = (
 )
 
 
+#: Keys whose value is a callable's import path: ``_target_`` (Hydra) and ``build`` (a model's
+#: builder, `vat.models.ModelSpec`; null there means no builder).
+CALLABLE_KEYS = ("_target_", "build")
+_OPTIONAL = ("build",)
+
+
 class UnsafeTargetError(ValueError):
-    """A config names a ``_target_`` outside the allowlist."""
+    """A config names a callable (``_target_``, ``model.build``) outside the allowlist."""
 
 
 def _allowed(target: str, prefixes: Iterable[str]) -> bool:
@@ -35,13 +43,16 @@ def _allowed(target: str, prefixes: Iterable[str]) -> bool:
 
 
 def iter_targets(node: Any, path: str = "") -> Iterable[tuple[str, Any]]:
-    """``(key path, value)`` of every ``_target_`` in a config (values unresolved)."""
+    """``(key path, value)`` of every callable path (`CALLABLE_KEYS`) in a config (values
+    unresolved); a null ``build`` names nothing and is left out."""
     if isinstance(node, DictConfig):
         for k in node:
             key = f"{path}.{k}" if path else str(k)
             child = node._get_node(k)
-            if k == "_target_":
-                yield key, child._value() if child is not None else None
+            if k in CALLABLE_KEYS:
+                value = child._value() if child is not None else None
+                if value is not None or k not in _OPTIONAL:
+                    yield key, value
             elif isinstance(child, DictConfig | ListConfig):
                 yield from iter_targets(child, key)
     elif isinstance(node, ListConfig):
@@ -52,7 +63,7 @@ def iter_targets(node: Any, path: str = "") -> Iterable[tuple[str, Any]]:
 
 
 def check_targets(cfg: DictConfig, extra: Iterable[str] | None = None) -> None:
-    """Raise `UnsafeTargetError` for any ``_target_`` outside `ALLOWED_PREFIXES` + ``extra``.
+    """Raise `UnsafeTargetError` for any callable path outside `ALLOWED_PREFIXES` + ``extra``.
 
     ``extra`` defaults to the config's own ``security.allow_targets``.
     """

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import strategies
+
+from vat.checkpoint import aside_path, write_error
+from vat.io import partial_path
 
 
 class DeepSpeedStrategy(strategies.DeepSpeedStrategy):
@@ -51,13 +57,11 @@ class DeepSpeedStrategy(strategies.DeepSpeedStrategy):
         previous checkpoint aside, renames the new one into place and deletes the old one. A
         crash at any point leaves a loadable checkpoint: `vat.checkpoint.recover_checkpoints`
         (run before a resume) removes a partial write or puts back a checkpoint set aside.
+
+        Not `vat.io.atomic_file`: that swaps in one file that one process wrote; this is a
+        directory that every rank writes between barriers, and a directory cannot be renamed over
+        another, hence the set-aside copy (which recovery knows to put back).
         """
-        import os
-        import shutil
-        from pathlib import Path
-
-        from vat.checkpoint import aside_path, partial_path, write_error
-
         final = Path(self.broadcast(str(filepath)))
         tmp, aside = partial_path(final), aside_path(final)
         if self.is_global_zero and tmp.exists():

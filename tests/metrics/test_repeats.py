@@ -142,7 +142,7 @@ def _target_arm(rng, t, S=2, X=30, drift=0.3, gain=1.0, sd=0.4):
 
 def test_aggregate_over_targets_point_estimates():
     from vat.metrics import compute_vat
-    from vat.metrics.repeats import aggregate_over_targets
+    from vat.metrics.over_targets import aggregate_over_targets
     from vat.values import BASIC_VALUES as names
 
     rng = np.random.default_rng(4)
@@ -167,7 +167,7 @@ def test_aggregate_over_targets_point_estimates():
 
 @pytest.mark.slow
 def test_aggregate_gnd_interval_covers_the_true_mean():
-    from vat.metrics.repeats import aggregate_over_targets
+    from vat.metrics.over_targets import aggregate_over_targets
 
     rng = np.random.default_rng(5)
     true = 0.3 / 1.0  # every target: its 9 other values drift 0.3 per unit gain

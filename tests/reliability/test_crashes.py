@@ -168,7 +168,8 @@ def test_atomic_save_keeps_the_previous_file_on_any_failure(tmp_path, monkeypatc
 
 def test_recover_checkpoints_undoes_an_interrupted_directory_swap(tmp_path):
     """DeepSpeed checkpoints are directories swapped in via a set-aside copy."""
-    from vat.checkpoint import aside_path, partial_path, recover_checkpoints
+    from vat.checkpoint import aside_path, recover_checkpoints
+    from vat.io import partial_path
 
     last = tmp_path / "last.ckpt"
     aside = aside_path(last)
@@ -213,7 +214,7 @@ def test_a_curve_row_torn_by_a_kill_is_dropped_on_resume(tmp_path):
     from vat.callbacks import VATCallback
 
     cb = VATCallback(probes={"likelihood": None}, heldout=None, target="security",
-                     tokenizer=None, model_key={}, out_dir=tmp_path)  # fmt: skip
+                     tokenizer=None, model_key={}, out_dir=tmp_path, every_n_steps=2)  # fmt: skip
     rows = [{"step": s, "probe": "likelihood", "gain": 0.1 * s} for s in (0, 2, 4)]
     text = "".join(json.dumps(r) + "\n" for r in rows)
     cb.curve_path.write_text(text + '{"step": 6, "probe": "likel')  # killed mid-write

@@ -31,7 +31,8 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
 from vat.data import ItemSet
-from vat.evaluate import metrics_for, score_cached
+from vat.io import CURVE_FILE, atomic_write, read_curve
+from vat.measure import metrics_for, score_cached
 from vat.metrics import VATResult
 from vat.probes import distributed as D
 from vat.probes.base import ProbeResult
@@ -48,7 +49,7 @@ class VATCallback(L.Callback):
         tokenizer,
         model_key: dict,
         out_dir: str | Path,
-        every_n_steps: int = 10,
+        every_n_steps: int,
         metrics: dict | None = None,
         log_images: bool = True,
         cache_pre: bool = True,
@@ -64,7 +65,7 @@ class VATCallback(L.Callback):
         self.tokenizer = tokenizer
         self.model_key = model_key
         self.out_dir = Path(out_dir)
-        self.curve_path = self.out_dir / "vat_curve.jsonl"
+        self.curve_path = self.out_dir / CURVE_FILE
         self.every_n_steps = every_n_steps
         self.metrics = dict(metrics or {})
         self.log_images = log_images
@@ -215,9 +216,7 @@ class VATCallback(L.Callback):
                 keep = [r for r in rows if r["step"] <= step]
                 done = {(r["step"], r["probe"]) for r in keep}
                 if len(keep) != len(rows) or torn:
-                    tmp = self.curve_path.with_suffix(".jsonl.tmp")
-                    tmp.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
-                    os.replace(tmp, self.curve_path)
+                    atomic_write(self.curve_path, "".join(json.dumps(r) + "\n" for r in keep))
         self.done = D.broadcast(done)
 
 
@@ -238,21 +237,6 @@ def _records_nothing(logger) -> bool:
     """A W&B logger in ``mode=disabled`` drops everything: drawing its figures (about a second
     each on a CPU) would be time taken from training for nothing."""
     return getattr(logger, "_wandb_init", {}).get("mode") == "disabled"
-
-
-def read_curve(path: Path) -> tuple[list[dict], int]:
-    """The rows of a ``vat_curve.jsonl`` and the number of torn lines (a kill in mid-write)."""
-    rows, torn = [], 0
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            torn += 1
-            log.warning("%s:%d: an incomplete row (the run was killed while writing it): "
-                        "dropped, its step is evaluated again", path, n)  # fmt: skip
-    return rows, torn
 
 
 def curve_row(res: VATResult, probe: str, step: int, epoch: int, elapsed: float) -> dict:

@@ -10,6 +10,7 @@ Every public name is re-exported here, so configs name a loss as ``vat.losses.<n
 ``_target_: vat.losses.dpo_sigmoid_loss``) wherever its module is.
 """
 
+from vat.losses.orpo import ORPOLossOutput, orpo_loss, orpo_metrics
 from vat.losses.preference import (
     PreferenceLossOutput,
     dpo_sigmoid_loss,
@@ -25,10 +26,13 @@ from vat.losses.tokens import IGNORE_INDEX, sequence_logps
 
 __all__ = [
     "IGNORE_INDEX",
+    "ORPOLossOutput",
     "PreferenceLossOutput",
     "dpo_sigmoid_loss",
     "hinge_loss",
     "ipo_loss",
+    "orpo_loss",
+    "orpo_metrics",
     "preference_metrics",
     "preference_plus_sft",
     "robust_dpo_loss",

@@ -60,7 +60,7 @@ class PreferenceLossOutput(NamedTuple):
 # validation
 
 
-def _check_number(name: str, x: float, *, positive: bool) -> None:
+def check_number(name: str, x: float, *, positive: bool) -> None:
     """`x` must be a finite real number (not a bool), > 0 if `positive` else >= 0."""
     # `not x > 0` also rejects NaN, which `x <= 0` would let through.
     if not (
@@ -72,7 +72,7 @@ def _check_number(name: str, x: float, *, positive: bool) -> None:
         raise ValueError(f"{name} must be a finite number {'>' if positive else '>='} 0, got {x!r}")
 
 
-def _check_logps(**tensors: torch.Tensor) -> None:
+def check_logps(**tensors: torch.Tensor) -> None:
     """All given tensors must be floating point and share one 1-D shape ``(B,)``."""
     shapes = {name: tuple(t.shape) for name, t in tensors.items()}
     for name, t in tensors.items():
@@ -117,8 +117,8 @@ def _reference_margin(
     All are ``(B,)``; ``h`` keeps its graph, the rewards are for logging. Validates the inputs
     (shapes, beta) first, so every reference-based loss checks them in one place.
     """
-    _check_number("beta", beta, positive=True)
-    _check_logps(
+    check_number("beta", beta, positive=True)
+    check_logps(
         policy_chosen_logps=policy_chosen_logps,
         policy_rejected_logps=policy_rejected_logps,
         reference_chosen_logps=reference_chosen_logps,
@@ -290,11 +290,11 @@ def simpo_loss(
     Rewards: ``beta * pc`` and ``beta * pr``, detached.
     """
     del reference_chosen_logps, reference_rejected_logps  # reference-free by construction
-    _check_number("beta", beta, positive=True)
+    check_number("beta", beta, positive=True)
     if not math.isfinite(gamma):
         raise ValueError(f"gamma must be finite, got {gamma!r}")
     _check_label_smoothing(label_smoothing, upper=1.0, upper_open=False)
-    _check_logps(
+    check_logps(
         policy_chosen_logps=policy_chosen_logps, policy_rejected_logps=policy_rejected_logps
     )
     z = beta * (policy_chosen_logps - policy_rejected_logps) - gamma
@@ -322,7 +322,7 @@ def preference_plus_sft(
     ``weight = 0`` returns ``pref.loss`` unchanged (the NLL is not even read, so a NaN there cannot
     leak in).
     """
-    _check_number("weight", weight, positive=False)
+    check_number("weight", weight, positive=False)
     if not isinstance(sft_nll, torch.Tensor):
         raise TypeError(f"sft_nll must be a torch.Tensor, got {type(sft_nll).__name__}")
     if sft_nll.ndim > 1 or (sft_nll.ndim == 1 and sft_nll.shape != pref.losses.shape):

@@ -15,7 +15,10 @@ Where each part lives:
   noise floor, unevenness);
 - `nulls`: the permutation nulls of the second-order quantities (and the Mantel test);
 - `resampling`: scene resampling (bootstrap, rescaled subsample), sign-flip test, Holm, BH;
-- `result`: `compute_vat`, which bundles everything into a serialisable `VATResult`.
+- `result`: `compute_vat`, which bundles everything into a `VATResult` (`record`: the
+  serialisable result and its strict-JSON round trip);
+- `repeats`, `frontier`, `over_targets`: several seeds, a placebo, arm against arm, the mean
+  over targets.
 
 Missing data policy: a non-finite cell (NaN, or +-inf) means "no item for this value in this scene";
 it is skipped by every mean over scenes, and a correlation uses the scenes where both columns are
@@ -54,6 +57,7 @@ from vat.metrics.nulls import (
     fisher_z_interval,
     mantel_circumplex,
 )
+from vat.metrics.record import VATResult, to_jsonable
 from vat.metrics.resampling import (
     BootstrapIntervals,
     SignFlipResult,
@@ -62,7 +66,7 @@ from vat.metrics.resampling import (
     holm,
     sign_flip_test,
 )
-from vat.metrics.result import DEFAULT_EPS_SD, VATResult, compute_vat, eps_threshold, to_jsonable
+from vat.metrics.result import DEFAULT_EPS_SD, compute_vat, eps_threshold
 
 __all__ = [
     "DEFAULT_EPS",

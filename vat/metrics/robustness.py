@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from vat.metrics.result import VATResult, compute_vat
+from vat.metrics.record import VATResult
+from vat.metrics.result import compute_vat
 from vat.values import BASIC_VALUES, MICRO_VALUES, basic_value_of, micro_values_of, normalize_value
 
 

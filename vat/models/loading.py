@@ -11,17 +11,20 @@ from hydra.utils import get_method
 
 log = logging.getLogger(__name__)
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-DTYPES = tuple(_DTYPES)  # the values model.dtype may take
+TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = tuple(TORCH_DTYPES)  # the values model.dtype (and a probe's autocast_dtype) may take
 PADDING_SIDES = ("left", "right")
 
 
 @dataclass
 class LoraSpec:
-    """PEFT LoRA settings (see `peft.LoraConfig`); `target_modules="all-linear"` suits any model."""
+    """PEFT LoRA settings (see `peft.LoraConfig`); `target_modules="all-linear"` suits any model.
 
-    r: int = 8
-    alpha: int = 16
+    These are the training defaults: conf/train.yaml turns LoRA on (``model.lora: {}``) and takes
+    them from here; ``model.lora.r=8`` changes one, ``model.lora=null`` trains every weight."""
+
+    r: int = 16
+    alpha: int = 32
     dropout: float = 0.0
     target_modules: Any = "all-linear"
 
@@ -43,7 +46,6 @@ class ModelSpec:
     dtype: str = "float32"
     trust_remote_code: bool = False
     padding_side: str = "left"
-    use_chat_template: bool = True  # apply the tokenizer's chat template when it has one
     lora: LoraSpec | None = None
 
 
@@ -91,14 +93,14 @@ def load_model(spec: ModelSpec, path: str | None = None, *, with_lora: bool = Tr
     """The causal LM in the configured dtype, in eval mode, with LoRA adapters if configured."""
     from transformers import AutoModelForCausalLM
 
-    if spec.dtype not in _DTYPES:
-        raise ValueError(f"model.dtype must be one of {sorted(_DTYPES)}, got {spec.dtype!r}")
+    if spec.dtype not in TORCH_DTYPES:
+        raise ValueError(f"model.dtype must be one of {sorted(TORCH_DTYPES)}, got {spec.dtype!r}")
     path = path or resolve_path(spec)
     warn_remote_code(spec, path)
     model = AutoModelForCausalLM.from_pretrained(
         path,
         revision=spec.revision,
-        dtype=_DTYPES[spec.dtype],
+        dtype=TORCH_DTYPES[spec.dtype],
         trust_remote_code=spec.trust_remote_code,
     )
     model.eval()

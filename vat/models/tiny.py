@@ -9,6 +9,7 @@ once into the cache and loaded with `from_pretrained` afterwards.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from pathlib import Path
 
@@ -111,9 +112,14 @@ def build_tiny(
 
 
 def tiny_model_dir(**kwargs) -> Path:
-    """The cached tiny model for these arguments, building it on first use."""
+    """The cached tiny model for these `build_tiny` arguments, building it on first use. The
+    cache key is the full set of arguments, defaults filled in: ``tiny_model_dir()`` and
+    ``tiny_model_dir(hidden_size=128)`` are the same model in the same directory."""
+    bound = inspect.signature(build_tiny).bind(None, **kwargs)
+    bound.apply_defaults()
+    args = {k: v for k, v in bound.arguments.items() if k != "out_dir"}
     corpus = hashlib.sha256("\n".join(_corpus()).encode()).hexdigest()
-    key = hashlib.sha256(json.dumps([sorted(kwargs.items()), corpus]).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps([sorted(args.items()), corpus]).encode()).hexdigest()[:12]
     target = cache_dir() / "models" / f"tiny-{key}"
     with build_once(target) as tmp:
         if tmp is not None:

@@ -7,11 +7,8 @@ rejected ones, so the shared prompt is computed once, and the LM head runs on re
 batch of two full sequences per pair. The loss function is a `_partial_` config node (`vat.losses.dpo_sigmoid_loss`,
 `ipo_loss`, `hinge_loss`, `robust_dpo_loss`, `simpo_loss`), so variants never appear as strings here.
 
-The reference policy sits behind one switch, ``reference``:
-- ``adapter_disabled``: the policy with its LoRA adapters switched off (no extra memory; LoRA only);
-- ``precomputed``: reference log-probs computed once before training (cached on disk, keyed by
-  model + data + prompt template) and looked up by example index: no reference forward at all;
-- ``frozen_copy``: a second copy of the base model, eval mode, no gradients.
+The reference policy is a `vat.reference.Reference` (``reference``): `Precomputed` (cached
+log-probs looked up by example index), `AdapterDisabled` (LoRA off) or `FrozenCopy`.
 
 Tax-aware DPO (``method=dpo_anchored``): the batch also holds anchor pairs of the other values
 (``is_anchor``); the loss is DPO on the target pairs plus ``anchor_weight`` x the ``anchor``
@@ -29,21 +26,10 @@ import torch
 from vat.anchor import anchored_loss, check_weight
 from vat.forward import pair_logps
 from vat.losses import preference_metrics, preference_plus_sft
-from vat.models import as_spec, load_model
-from vat.modules.common import (
-    PolicyModule,
-    build_policy,
-    freeze,
-    hf_zero3_config,
-    is_peft,
-    plain,
-    zero_stage,
-)
+from vat.modules.common import PolicyModule, build_policy, hf_zero3_config, plain
+from vat.reference import Reference, resolve
 
 log = logging.getLogger(__name__)
-
-REFERENCES = ("adapter_disabled", "precomputed", "frozen_copy")
-
 
 class DPOModule(PolicyModule):
     def __init__(
@@ -52,7 +38,7 @@ class DPOModule(PolicyModule):
         loss: Callable,
         optimizer: Callable,
         scheduler: Callable | None = None,
-        reference: str = "adapter_disabled",
+        reference: Reference | str = "adapter_disabled",
         average_logps: bool = False,
         sft_weight: float = 0.0,
         share_prompt: bool = True,
@@ -61,9 +47,10 @@ class DPOModule(PolicyModule):
     ):
         super().__init__()
         model = plain(model)  # checkpoints hold builtins only (weights_only loading)
-        if reference not in REFERENCES:
-            raise ValueError(f"method.reference must be one of {REFERENCES}, got {reference!r}")
-        self.save_hyperparameters(ignore=["loss", "optimizer", "scheduler", "anchor"])
+        reference = resolve(reference)
+        # checkpoints hold builtins only (weights_only loading): the reference by its name
+        self.save_hyperparameters(ignore=["loss", "optimizer", "scheduler", "anchor", "reference"])
+        self.hparams["reference"] = reference.name
         self.model_cfg = model
         self.loss_fn = loss
         self.optimizer_fn = optimizer
@@ -89,18 +76,7 @@ class DPOModule(PolicyModule):
             return
         self.hf_zero3 = hf_zero3_config(self)  # ZeRO-3: kept alive for transformers (weak ref)
         self.model = build_policy(self.model_cfg)
-        if self.reference == "adapter_disabled" and not is_peft(self.model):
-            raise ValueError("method.reference=adapter_disabled needs LoRA (set model.lora)")
-        if self.reference == "frozen_copy":
-            # A separate copy of the base weights, never given adapters or gradients. Under ZeRO-3
-            # it is partitioned like the policy; under ZeRO-1/2 it is whole on every GPU.
-            if zero_stage(self) in (1, 2):
-                log.warning(
-                    "method.reference=frozen_copy under DeepSpeed ZeRO-%d keeps a full copy of the "
-                    "model on every GPU: use reference=precomputed (no reference model at all) or "
-                    "ZeRO-3 (sharded copy)", zero_stage(self)
-                )  # fmt: skip
-            self.ref_model = freeze(load_model(as_spec(self.model_cfg), with_lora=False))
+        self.reference.setup(self)
 
     def set_reference_logps(self, logps: torch.Tensor) -> None:
         self.reference_logps = logps.detach().to(torch.float64).cpu()
@@ -120,17 +96,7 @@ class DPOModule(PolicyModule):
 
     @torch.no_grad()
     def reference_concatenated(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.reference == "precomputed":
-            if self.reference_logps is None:
-                raise RuntimeError("reference=precomputed but no reference log-probs were set")
-            ref = self.reference_logps[batch["index"].cpu()].to(self.device, torch.float32)
-            return ref[:, 0], ref[:, 1]
-        if self.reference == "adapter_disabled":
-            with self.model.disable_adapter():
-                rc, rr, _ = self.concatenated_logps(self.model, batch)
-            return rc.detach(), rr.detach()
-        rc, rr, _ = self.concatenated_logps(self.ref_model, batch)
-        return rc, rr
+        return self.reference.logps(self, batch)
 
     # ------------------------------------------------------------------ steps
     def _step(self, batch, stage: str):

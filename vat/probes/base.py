@@ -14,9 +14,37 @@ from scipy import stats
 
 from vat import values as V
 from vat.data import Item, ItemSet
+from vat.defaults import defaults_of
 from vat.metrics import micro_to_basic_state
+from vat.probes.scoring import Scorer
 
 LEVELS = ("value", "micro")
+_SCORER = defaults_of(Scorer)
+
+
+@dataclass
+class ScoringSettings:
+    """How a probe runs the `Scorer`, with the Scorer's defaults: batch size, prefix reuse, the
+    padding side, an autocast dtype, a progress bar. Both probes (and their config schemas,
+    conf/probe/) extend it."""
+
+    batch_size: int = _SCORER["batch_size"]
+    reuse_prefix: bool = _SCORER["reuse_prefix"]
+    padding_side: str = _SCORER["padding_side"]
+    autocast_dtype: str | None = _SCORER["autocast_dtype"]
+    progress: bool = _SCORER["progress"]
+
+    def config(self) -> dict:
+        """What can change a score (part of the cache keys): all fields but the progress bar and
+        the batch size (scores are batch-invariant)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("progress", "batch_size")}
+
+    def scorer(self, model, tokenizer) -> Scorer:
+        return Scorer(
+            model, batch_size=self.batch_size, padding_side=self.padding_side,
+            reuse_prefix=self.reuse_prefix, autocast_dtype=self.autocast_dtype,
+            pad_token_id=tokenizer.pad_token_id or 0, progress=self.progress,
+        )  # fmt: skip
 
 
 @dataclass

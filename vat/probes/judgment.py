@@ -20,15 +20,23 @@ import numpy as np
 
 from vat.data import ItemSet
 from vat.forward import single_token_ids
-from vat.probes.base import ProbeResult, PromptContext, items_frame
-from vat.probes.scoring import Request, Scorer
+from vat.probes.base import ProbeResult, PromptContext, ScoringSettings, items_frame
+from vat.probes.scoring import Request
 from vat.prompts import fields, render, system_text
 
 ORDERS = ("forward", "reverse")
 
 
+def check_scale(k) -> None:
+    """The one rule for the scale's size (the probe's constructor applies it, and so does
+    `vat.preflight` by building the probe): options 1..k, each a single digit token."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 2 <= k <= 9:
+        raise ValueError(f"probe.k={k}: a judgment scale needs 2 to 9 points (options 1..k, each "
+                         "a single digit)")  # fmt: skip
+
+
 @dataclass
-class JudgmentProbe:
+class JudgmentProbe(ScoringSettings):
     _target_: str = "vat.probes.JudgmentProbe"  # a field so this dataclass is the config schema
     # The question comes before the action so that everything up to the action is shared by all
     # items of a scene and scored once (prefix reuse): about half the tokens of asking afterwards.
@@ -43,19 +51,11 @@ class JudgmentProbe:
     orders: list[str] = field(default_factory=lambda: ["forward", "reverse"])
     use_chat_template: bool = True
     plain_answer_prefix: str = "\nAnswer: "  # without a chat template, the rating follows this
-    batch_size: int = 16
-    reuse_prefix: bool = True
-    padding_side: str = "left"
-    autocast_dtype: str | None = None
-    progress: bool = True
 
     name = "judgment"
 
     def __post_init__(self):
-        if not 2 <= self.k <= 9:
-            raise ValueError(
-                f"probe.k must be between 2 and 9 (single-digit options), got {self.k}"
-            )
+        check_scale(self.k)
         bad = [o for o in self.orders if o not in ORDERS]
         if bad or not self.orders:
             raise ValueError(
@@ -64,9 +64,6 @@ class JudgmentProbe:
         for key in ("{scenario}", "{action}", "{k}", "{low}", "{high}"):
             if key not in self.question_template:
                 raise ValueError(f"probe.question_template must contain {key}")
-
-    def config(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in ("progress", "batch_size")}
 
     def _question(self, scenario, action, micro, order):
         low, high = (self.low, self.high) if order == "forward" else (self.high, self.low)
@@ -103,11 +100,7 @@ class JudgmentProbe:
         self, model, tokenizer, items: ItemSet, ctx: PromptContext | None = None
     ) -> ProbeResult:
         options = single_token_ids(tokenizer, self._option_labels())
-        scorer = Scorer(
-            model, batch_size=self.batch_size, padding_side=self.padding_side,
-            reuse_prefix=self.reuse_prefix, autocast_dtype=self.autocast_dtype,
-            pad_token_id=tokenizer.pad_token_id or 0, progress=self.progress,
-        )  # fmt: skip
+        scorer = self.scorer(model, tokenizer)
         ks = np.arange(1, self.k + 1)
         ratings, masses, cols = [], [], {}
         for order in self.orders:

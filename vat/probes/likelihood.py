@@ -17,13 +17,13 @@ import numpy as np
 
 from vat.data import ItemSet
 from vat.forward import encode_pair
-from vat.probes.base import ProbeResult, PromptContext, items_frame, pair_table
-from vat.probes.scoring import Request, Scorer
+from vat.probes.base import ProbeResult, PromptContext, ScoringSettings, items_frame, pair_table
+from vat.probes.scoring import Request
 from vat.prompts import fields, render, system_text
 
 
 @dataclass
-class LikelihoodProbe:
+class LikelihoodProbe(ScoringSettings):
     # `_target_` is a field so that this dataclass is also the config schema (conf/probe/).
     _target_: str = "vat.probes.LikelihoodProbe"
     context_template: str = (
@@ -32,11 +32,6 @@ class LikelihoodProbe:
     action_template: str = " {action}"
     use_chat_template: bool = False
     normalize: str = "mean"  # mean | sum
-    batch_size: int = 16
-    reuse_prefix: bool = True
-    padding_side: str = "left"
-    autocast_dtype: str | None = None
-    progress: bool = True
 
     name = "likelihood"
 
@@ -48,9 +43,6 @@ class LikelihoodProbe:
                 raise ValueError(f"probe.context_template must contain {key}")
         if "{action}" not in self.action_template:
             raise ValueError("probe.action_template must contain {action}")
-
-    def config(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in ("progress", "batch_size")}
 
     def texts(
         self, tokenizer, items: ItemSet, ctx: PromptContext | None = None
@@ -89,11 +81,7 @@ class LikelihoodProbe:
     def score(
         self, model, tokenizer, items: ItemSet, ctx: PromptContext | None = None
     ) -> ProbeResult:
-        scorer = Scorer(
-            model, batch_size=self.batch_size, padding_side=self.padding_side,
-            reuse_prefix=self.reuse_prefix, autocast_dtype=self.autocast_dtype,
-            pad_token_id=tokenizer.pad_token_id or 0, progress=self.progress,
-        )  # fmt: skip
+        scorer = self.scorer(model, tokenizer)
         s = scorer.score(self.requests(tokenizer, items, ctx), desc="likelihood probe")
         pref = s.mean_logprob if self.normalize == "mean" else s.logprob
         df = items_frame(items, logprob=s.logprob, n_tokens=s.n_tokens, pref=pref)

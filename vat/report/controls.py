@@ -28,8 +28,9 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
+from vat.metrics.over_targets import aggregate_over_targets
 from vat.metrics.regression import referee_regression, register_covariates
-from vat.metrics.repeats import aggregate_over_targets, net_of_placebo, stack_runs, summarize_arm
+from vat.metrics.repeats import net_of_placebo, stack_runs, summarize_arm
 from vat.report.arms import collect_arms, on_scenes, paired
 from vat.report.format import fmt, fmt_estimate, fmt_gnd, fmt_p, label, md_frame
 from vat.report.frontier import frontier_section

@@ -25,17 +25,23 @@ from vat.report.format import fmt, fmt_estimate, fmt_gnd, fmt_interval, fmt_p, l
 
 
 def _groups(arms: list[dict]) -> dict[tuple, dict]:
+    """Per (model, value, probe): the plain arm (no anchor, no control), its anchored arms, and a
+    placebo of the plain arm's method (``method.control_of``; the first by name if several)."""
     out: dict[tuple, dict] = {}
     for a in arms:
         g = out.setdefault((a["model"], a["value"], a["probe"]),
-                           {"plain": None, "anchored": [], "placebo": None})  # fmt: skip
+                           {"plain": None, "anchored": [], "controls": []})  # fmt: skip
         _, fn = a.get("anchor", (0.0, None))
         if fn is not None:
             g["anchored"].append(a)
-        elif a["control_of"] == "dpo" and a["method"] == "dpo_placebo":
-            g["placebo"] = a
-        elif a["method"] == "dpo" and not a["control_of"]:
+        elif a["control_of"]:
+            g["controls"].append(a)
+        else:
             g["plain"] = a
+    for g in out.values():
+        plain = g["plain"]
+        of_plain = [c for c in g.pop("controls") if plain and c["control_of"] == plain["method"]]
+        g["placebo"] = min(of_plain, key=lambda c: c["method"]) if of_plain else None
     return {k: g for k, g in out.items() if g["plain"] is not None and g["anchored"]}
 
 

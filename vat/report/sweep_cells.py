@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from vat.io import CURVE_FILE, read_curve
 from vat.metrics import benjamini_hochberg
 from vat.sweep.manifest import STATUS, read_json, read_manifest
 from vat.values import BASIC_VALUES
@@ -148,12 +149,8 @@ def _trajectory(axis: str, points: list[dict]) -> list[dict]:
 def _cell_results(cell_dir: Path) -> list[dict]:
     """Per probe: ``{"probe", "final": full result dict, "point", "trajectory": [rows]}``."""
     out = []
-    curve = cell_dir / "vat_curve.jsonl"
-    rows = (
-        [json.loads(x) for x in curve.read_text(encoding="utf-8").splitlines() if x.strip()]
-        if curve.is_file()
-        else []
-    )
+    curve = cell_dir / CURVE_FILE
+    rows = read_curve(curve)[0] if curve.is_file() else []  # a killed cell's torn row: dropped
     for f in sorted(cell_dir.glob("report_*/vat.json")):  # sft / dpo: last checkpoint + curve
         res = json.loads(f.read_text(encoding="utf-8"))
         probe = res.get("probe", f.parent.name.removeprefix("report_"))

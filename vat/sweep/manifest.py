@@ -9,12 +9,13 @@ file lock, so cells running as separate SLURM jobs (submitit launcher) can updat
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
+
+from vat.io import atomic_write
 
 MANIFEST = "manifest.json"
 STATUS = "status.json"
@@ -22,10 +23,7 @@ STATUS = "status.json"
 
 def write_json(path: Path, obj: Any) -> None:
     """Atomic JSON write: a crash leaves the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(obj, indent=2, default=str))
 
 
 def read_json(path: Path) -> dict | None:

@@ -13,16 +13,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+import vat.probes.distributed as D
+import vat.probes.scoring.hf_compat as hf
+import vat.probes.scoring.journal as J
+import vat.probes.scoring.plan as P
 from vat.forward import applies_any_mask, attention_bias, attention_implementation, packed_attention
-from vat.probes import distributed as D
-from vat.probes.scoring import hf_compat as hf
-from vat.probes.scoring import journal as J
-from vat.probes.scoring import plan as P
+from vat.models.loading import TORCH_DTYPES as _DTYPES
 from vat.probes.scoring.plan import Request, Scores, Unit
 
 log = logging.getLogger(__name__)
-
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 # The scorer's arithmetic: bump it when a change moves scores, even by float noise (another batch
 # layout, another reduction order). It is part of the cache keys of scored states and journals, so
