@@ -8,7 +8,7 @@ report, on the tiny model (`tests.overrides.FAST`) with training cut to one step
 compare; every other axis (values, seeds) is cut to its first value. What the preset sets beyond
 its grid (the shots, the judgment probe's two orders, batch sizes) stays as it is: that is what
 this test exercises. Grids and cell names are checked, without running anything, in
-tests/test_sweep.py.
+tests/sweep/test_cell.py.
 """
 
 import json

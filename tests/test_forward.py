@@ -1,12 +1,19 @@
 """`vat.forward`: the one rule for when a model runs packed sequences under a custom 4-D attention
 mask, which the DPO pair forward and the probes' scorer both follow (the pair forward's fallback
-is also checked in `test_modules.py`)."""
+is also checked in tests/modules/test_dpo.py), and `encode_pair`'s split of context and
+continuation."""
 
 import numpy as np
 import pytest
 import torch
 
-from vat.forward import applies_any_mask, attention_bias, base_model, packed_attention
+from vat.forward import (
+    applies_any_mask,
+    attention_bias,
+    base_model,
+    encode_pair,
+    packed_attention,
+)
 from vat.models import ModelSpec, load_model
 from vat.probes import Request, Scorer
 
@@ -90,3 +97,9 @@ def test_the_scorer_packs_by_the_rule_and_scores_alike_either_way(tiny, monkeypa
     assert packed() == [False]
     got = scorer.score(reqs)
     np.testing.assert_allclose(got.logprob, want.logprob, atol=1e-5, rtol=0)
+
+
+def test_encode_pair_moves_trailing_space_like_lm_eval(tok):
+    c1, x1 = encode_pair(tok, "What I do: ", "I help.")
+    c2, x2 = encode_pair(tok, "What I do:", " I help.")
+    assert (c1, x1) == (c2, x2)

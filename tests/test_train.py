@@ -74,20 +74,3 @@ def test_prompting_method_measures_with_each_probe(compose_cfg):
         2,
     ]
     assert (out / "likelihood" / "vat.json").is_file()
-
-
-def test_accumulation_is_derived_in_one_place():
-    from omegaconf import OmegaConf
-
-    from vat.trainer import accumulation_steps, world_size
-
-    assert accumulation_steps(64, 4, 8) == 2
-    assert world_size(OmegaConf.create({"devices": 8, "num_nodes": 2})) == 16
-    assert world_size(OmegaConf.create({"devices": [0, 1], "num_nodes": 1})) == 2
-    with pytest.raises(
-        ValueError,
-        match=r"batch.global_size=10 must be a positive multiple of batch.micro_size \(4\) x world size \(1\)",
-    ):
-        accumulation_steps(10, 4, 1)
-    with pytest.raises(ValueError, match=r"trainer.devices='auto'"):
-        world_size(OmegaConf.create({"devices": "auto", "num_nodes": 1}))

@@ -1,6 +1,9 @@
-"""The stability profile's inference: trend test, sign flips beyond noise, the noise reference."""
+"""`vat.metrics.first_order.stability`: the profile by hand and its edge cases, and its inference:
+trend test, sign flips beyond noise, the noise reference."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
@@ -48,3 +51,31 @@ def test_volatility_noise_by_hand_and_on_a_flat_noisy_trajectory():
     assert 0.75 < np.mean(ratios) < 1.05  # volatility is a ddof=0 std of 5 steps: a bit below
     with pytest.raises(ValueError, match="target_shifts has 2 points"):
         stability([1, 2, 3], [0, 0, 0], target_shifts=np.zeros((2, 4)))
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_stability_hand():
+    # sorted by strength: G = [0.1, 0.3, -0.2, 0.4]
+    # ranks of G [2, 3, 1, 4] vs [1, 2, 3, 4]: sum d^2 = 1 + 1 + 4 + 0 = 6 -> rho = 1 - 36/60 = 0.4
+    # signs + + - +: 2 flips; steps 0.2, -0.5, 0.6 (mean 0.1) -> std = sqrt((.01+.36+.25)/3)
+    p = stability([2, 0, 3, 1], [-0.2, 0.1, 0.4, 0.3], [3.0, 1.0, 4.0, 2.0], None)
+    assert p.strengths == (0.0, 1.0, 2.0, 3.0)
+    assert p.gains == pytest.approx((0.1, 0.3, -0.2, 0.4))
+    assert p.gnds == (1.0, 2.0, 3.0, 4.0)
+    assert all(math.isnan(x) for x in p.nvats)
+    assert p.monotonicity == pytest.approx(0.4)
+    assert p.sign_flips == 2
+    assert p.volatility == pytest.approx(math.sqrt(0.62 / 3))
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_stability_edge_cases():
+    p = stability([1, 2, 3], [0.1, 0.2, 0.3], None, None)
+    assert p.monotonicity == pytest.approx(1.0) and p.sign_flips == 0
+    assert p.volatility == pytest.approx(0.0, abs=1e-15)  # steady steps of 0.1
+    one = stability([1], [0.5], [0.1], [0.2])
+    assert math.isnan(one.monotonicity) and math.isnan(one.volatility) and one.sign_flips == 0
+    # zeros are skipped when counting sign flips, NaN gains are dropped
+    assert stability([0, 1, 2, 3], [0.1, 0.0, np.nan, -0.1], None, None).sign_flips == 1
+    with pytest.raises(ValueError, match="points"):
+        stability([0, 1], [0.1], None, None)

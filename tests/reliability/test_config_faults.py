@@ -3,7 +3,9 @@
 Unknown option names fail when Hydra composes the config; a value outside its options, a number
 outside its range, or a combination that cannot work fails in `vat.run.setup` (via
 `vat.preflight.check_config`), before any data or model loads and before the run dir exists.
-(DeepSpeed without a GPU: tests/test_distributed.py::test_deepspeed_without_cuda_fails_before_loading_anything.)
+(DeepSpeed without a GPU:
+tests/test_trainer.py::test_deepspeed_without_cuda_fails_before_loading_anything; `check_config`
+on its own, and every shipped option passing it: tests/test_preflight.py.)
 """
 
 import os
@@ -13,8 +15,7 @@ from pathlib import Path
 import pytest
 from hydra.errors import ConfigCompositionException
 
-from tests.test_config import CASES
-from vat.preflight import ConfigError, check_config
+from vat.preflight import ConfigError
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
@@ -41,20 +42,6 @@ def test_unknown_option_fails_at_compose_listing_the_valid_ones(
     bad = override.partition("=")[2]
     assert bad in msg and f"Available options in '{group}'" in msg
     assert all(o in msg for o in options(group)), msg
-
-
-@pytest.mark.slow
-def test_every_shipped_option_passes_the_setup_checks(compose_cfg, tmp_path):
-    """The checks reject nothing the repository ships (intervention=none needs a post model)."""
-    from omegaconf import OmegaConf
-
-    for config_name, group, option in CASES:
-        extra = [f"post_model={tmp_path}"] if (group, option) == ("intervention", "none") else []
-        cfg = compose_cfg(config_name, [f"{group}={option}", *extra])
-        if group == "data" and option == "file":
-            continue  # data.source is the user's to fill in (??? until then)
-        OmegaConf.resolve(cfg)
-        check_config(cfg)
 
 
 # ------------------------------------------------------------------ bad values: setup time
@@ -179,13 +166,3 @@ def test_too_many_shots_fail_once_the_items_load_before_any_model(compose_cfg, m
     cfg = compose_cfg("evaluate", ["model=tiny", "intervention.shots=[2,500]", "value=power"])
     with pytest.raises(ConfigError, match=r"intervention\.shots=\[2, 500\]: .*500.* only \d+"):
         evaluate(cfg)
-
-
-def test_trust_remote_code_in_the_config_is_warned_about_at_setup(compose_cfg, caplog):
-    from omegaconf import OmegaConf
-
-    cfg = compose_cfg("evaluate", ["model=tiny", "model.trust_remote_code=true"])
-    OmegaConf.resolve(cfg)
-    with caplog.at_level("WARNING", logger="vat.preflight"):
-        check_config(cfg)
-    assert "model.trust_remote_code=true" in caplog.text and "trust" in caplog.text

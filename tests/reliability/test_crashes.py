@@ -1,6 +1,10 @@
 """Crashes: SIGKILL between checkpoints and during a checkpoint write, SIGTERM, a NaN loss, a full
 disk. Each training run is a child process under `tests.reliability.faults`; every interrupted run
-is resumed with ``ckpt_path=last`` and must end exactly where the uninterrupted run ends."""
+is resumed with ``ckpt_path=last`` and must end exactly where the uninterrupted run ends.
+
+The pieces on their own: atomic checkpoint writes and their recovery in tests/test_checkpoint.py,
+the sampler's mid-epoch resume in tests/data/test_sampling.py, the curve's resume in
+tests/callbacks/test_vat.py."""
 
 from __future__ import annotations
 
@@ -147,77 +151,3 @@ def test_full_disk_during_a_checkpoint_write_is_a_clear_error(tmp_path):
     ckpts = out / "checkpoints"
     assert ckpt_step(ckpts / "last.ckpt") == 2
     assert not [q for q in ckpts.iterdir() if ".partial" in q.name]  # cleaned up at once
-
-
-def test_atomic_save_keeps_the_previous_file_on_any_failure(tmp_path, monkeypatch):
-    from tests.reliability import faults
-    from vat.checkpoint import CheckpointWriteError, atomic_torch_save
-
-    path = tmp_path / "last.ckpt"
-    atomic_torch_save({"global_step": 1}, path)
-    real = torch.save
-    faults._patch_checkpoint_write(1, faults._enospc)
-    try:
-        with pytest.raises(CheckpointWriteError, match=r"could not write checkpoint .*last.ckpt"):
-            atomic_torch_save({"global_step": 2}, path)
-    finally:
-        torch.save = real
-    assert torch.load(path, weights_only=True) == {"global_step": 1}
-    assert [q.name for q in tmp_path.iterdir()] == ["last.ckpt"]
-
-
-def test_recover_checkpoints_undoes_an_interrupted_directory_swap(tmp_path):
-    """DeepSpeed checkpoints are directories swapped in via a set-aside copy."""
-    from vat.checkpoint import aside_path, recover_checkpoints
-    from vat.io import partial_path
-
-    last = tmp_path / "last.ckpt"
-    aside = aside_path(last)
-    aside.mkdir()
-    (aside / "shard").write_text("old")
-    partial = partial_path(last)
-    partial.mkdir()  # crashed after moving the old one aside, before renaming the new one
-    done = recover_checkpoints(tmp_path)
-    assert (last / "shard").read_text() == "old" and not aside.exists() and not partial.exists()
-    assert len(done) == 2
-    # crashed after the rename, before deleting the old one: the new one stays
-    aside.mkdir()
-    (aside / "shard").write_text("older")
-    recover_checkpoints(tmp_path)
-    assert (last / "shard").read_text() == "old" and not aside.exists()
-
-
-def test_sampler_resumes_in_the_middle_of_an_epoch():
-    """What a mid-epoch checkpoint stores: the epoch and the examples training has taken."""
-    from vat.data.sampling import EpochShuffleSampler
-
-    full = EpochShuffleSampler(10, seed=3)
-    full.set_epoch(2)
-    order = list(full)
-    s = EpochShuffleSampler(10, seed=3)
-    s.set_epoch(2)
-    it = iter(s)
-    for _ in range(4):
-        next(it)
-    s.consumed = 4  # what PolicyModule counts at each batch start
-    resumed = EpochShuffleSampler(10, seed=3)
-    resumed.load_state_dict(s.state_dict())
-    resumed.set_epoch(2)  # Lightning sets the (same) epoch again: the position stays
-    assert list(resumed) == order[4:]
-    resumed.set_epoch(3)  # the next epoch starts from its beginning
-    nxt = EpochShuffleSampler(10, seed=3)
-    nxt.set_epoch(3)
-    assert list(resumed) == list(nxt)
-
-
-def test_a_curve_row_torn_by_a_kill_is_dropped_on_resume(tmp_path):
-    from vat.callbacks import VATCallback
-
-    cb = VATCallback(probes={"likelihood": None}, heldout=None, target="security",
-                     tokenizer=None, model_key={}, out_dir=tmp_path, every_n_steps=2)  # fmt: skip
-    rows = [{"step": s, "probe": "likelihood", "gain": 0.1 * s} for s in (0, 2, 4)]
-    text = "".join(json.dumps(r) + "\n" for r in rows)
-    cb.curve_path.write_text(text + '{"step": 6, "probe": "likel')  # killed mid-write
-    cb._resume_curve(4)
-    assert cb.curve_path.read_text() == text
-    assert cb.done == {(0, "likelihood"), (2, "likelihood"), (4, "likelihood")}

@@ -49,12 +49,14 @@ class VATCallback(L.Callback):
         tokenizer,
         model_key: dict,
         out_dir: str | Path,
+        *,
         every_n_steps: int,
-        metrics: dict | None = None,
-        log_images: bool = True,
-        cache_pre: bool = True,
-        gather_zero3: bool = True,
+        metrics: dict,
+        log_images: bool,
+        cache_pre: bool,
+        gather_zero3: bool,
     ):
+        # every setting comes from conf/callbacks/default.yaml (callbacks.vat): no second default
         if not probes:
             raise ValueError("callbacks.vat.probes is empty: configure at least one probe")
         if every_n_steps < 1:
@@ -67,7 +69,7 @@ class VATCallback(L.Callback):
         self.out_dir = Path(out_dir)
         self.curve_path = self.out_dir / CURVE_FILE
         self.every_n_steps = every_n_steps
-        self.metrics = dict(metrics or {})
+        self.metrics = dict(metrics)
         self.log_images = log_images
         self.cache_pre = cache_pre
         self.gather_zero3 = gather_zero3

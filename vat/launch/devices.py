@@ -6,7 +6,7 @@ The string rule is Lightning's ``_normalize_parse_gpu_string_input``
 (`lightning.fabric.utilities.device_parser`); it is restated here rather than imported because
 that module imports torch, and this one runs where torch is not wanted: in the process that submits
 a sweep (`vat.launch.LaunchCheck`) and before `train` loads anything (`vat.launch.check_launch`).
-``tests/test_launch.py`` checks that both read every string the same way.
+``tests/launch/test_devices.py`` checks that both read every string the same way.
 """
 
 from __future__ import annotations

@@ -184,8 +184,29 @@ def check_finite(module, loss: torch.Tensor, batch_idx: int) -> None:
 
 
 class PolicyModule(L.LightningModule):
-    """The Lightning hooks SFT and DPO share; a subclass defines ``_step(batch, stage)`` and sets
-    ``model``, ``optimizer_fn`` and ``scheduler_fn``."""
+    """What every training method's LightningModule shares: the policy built in `configure_model`
+    from ``model_cfg``, the optimizer and scheduler partials, and the Lightning hooks. A subclass
+    calls ``super().__init__(model, optimizer, scheduler)`` (then its own `save_hyperparameters`,
+    with the builtins-only model config), defines ``_step(batch, stage)`` and may extend
+    `on_policy_built`."""
+
+    def __init__(self, model: Any, optimizer, scheduler=None) -> None:
+        super().__init__()
+        self.model_cfg = plain(model)  # checkpoints hold builtins only (weights_only loading)
+        self.optimizer_fn = optimizer
+        self.scheduler_fn = scheduler
+        self.model = None
+        self.hf_zero3 = None
+
+    def configure_model(self) -> None:
+        """Built here, not in __init__, so sharded strategies can partition it at creation."""
+        if self.model is None:
+            self.hf_zero3 = hf_zero3_config(self)  # ZeRO-3: kept alive for transformers (weak ref)
+            self.model = build_policy(self.model_cfg)
+            self.on_policy_built()
+
+    def on_policy_built(self) -> None:
+        """After the policy exists (DPO: its reference's setup)."""
 
     def setup(self, stage: str) -> None:
         # Lightning calls setup before it enters DeepSpeed's zero.Init for `configure_model`.

@@ -26,10 +26,11 @@ import torch
 from vat.anchor import anchored_loss, check_weight
 from vat.forward import pair_logps
 from vat.losses import preference_metrics, preference_plus_sft
-from vat.modules.common import PolicyModule, build_policy, hf_zero3_config, plain
+from vat.modules.common import PolicyModule, plain
 from vat.reference import Reference, resolve
 
 log = logging.getLogger(__name__)
+
 
 class DPOModule(PolicyModule):
     def __init__(
@@ -45,16 +46,13 @@ class DPOModule(PolicyModule):
         anchor: Callable | None = None,
         anchor_weight: float = 0.0,
     ):
-        super().__init__()
-        model = plain(model)  # checkpoints hold builtins only (weights_only loading)
+        super().__init__(model, optimizer, scheduler)
+        model = plain(model)  # the hyperparameters hold the builtins-only config
         reference = resolve(reference)
         # checkpoints hold builtins only (weights_only loading): the reference by its name
         self.save_hyperparameters(ignore=["loss", "optimizer", "scheduler", "anchor", "reference"])
         self.hparams["reference"] = reference.name
-        self.model_cfg = model
         self.loss_fn = loss
-        self.optimizer_fn = optimizer
-        self.scheduler_fn = scheduler
         self.reference = reference
         self.average_logps = average_logps  # IPO and SimPO use per-token mean log-probs
         self.sft_weight = sft_weight
@@ -63,20 +61,13 @@ class DPOModule(PolicyModule):
         check_weight(anchor_weight)
         self.anchor_fn = anchor
         self.anchor_weight = anchor_weight
-        self.model = None
         self.ref_model = None
-        self.hf_zero3 = None
         # (N, 2) float64 tensor of reference (chosen, rejected) log-probs, by example index.
         self.reference_logps: torch.Tensor | None = None
 
     # ------------------------------------------------------------------ model
-    def configure_model(self) -> None:
-        """Built here, not in __init__, so sharded strategies can partition it at creation."""
-        if self.model is not None:
-            return
-        self.hf_zero3 = hf_zero3_config(self)  # ZeRO-3: kept alive for transformers (weak ref)
-        self.model = build_policy(self.model_cfg)
-        self.reference.setup(self)
+    def on_policy_built(self) -> None:
+        self.reference.setup(self)  # checks it can run on this policy; frozen_copy builds its copy
 
     def set_reference_logps(self, logps: torch.Tensor) -> None:
         self.reference_logps = logps.detach().to(torch.float64).cpu()

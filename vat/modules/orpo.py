@@ -19,7 +19,7 @@ from typing import Any
 
 from vat.forward import pair_logps
 from vat.losses.orpo import orpo_metrics
-from vat.modules.common import PolicyModule, build_policy, hf_zero3_config, plain
+from vat.modules.common import PolicyModule, plain
 
 
 def metric_name(key: str, stage: str) -> str:
@@ -39,22 +39,11 @@ class ORPOModule(PolicyModule):
         scheduler: Callable | None = None,
         share_prompt: bool = True,
     ):
-        super().__init__()
-        model = plain(model)  # checkpoints hold builtins only (weights_only loading)
+        super().__init__(model, optimizer, scheduler)
+        model = plain(model)  # the hyperparameters hold the builtins-only config
         self.save_hyperparameters(ignore=["loss", "optimizer", "scheduler"])
-        self.model_cfg = model
         self.loss_fn = loss
-        self.optimizer_fn = optimizer
-        self.scheduler_fn = scheduler
         self.share_prompt = share_prompt  # one pass over prompt + chosen + rejected: pair_logps
-        self.model = None
-        self.hf_zero3 = None
-
-    def configure_model(self) -> None:
-        """Built here, not in __init__, so sharded strategies can partition it at creation."""
-        if self.model is None:
-            self.hf_zero3 = hf_zero3_config(self)  # ZeRO-3: kept alive for transformers (weak ref)
-            self.model = build_policy(self.model_cfg)
 
     def _step(self, batch, stage: str):
         if "is_anchor" in batch:  # anchor pairs would be trained on as if they were target pairs

@@ -11,27 +11,15 @@ from typing import Any
 from vat.losses import sft_loss
 from vat.modules.common import (
     PolicyModule,
-    build_policy,
-    hf_zero3_config,
     plain,
 )
 
 
 class SFTModule(PolicyModule):
     def __init__(self, model: Any, optimizer: Callable, scheduler: Callable | None = None):
-        super().__init__()
-        model = plain(model)  # checkpoints hold builtins only (weights_only loading)
+        super().__init__(model, optimizer, scheduler)
+        model = plain(model)  # the hyperparameters hold the builtins-only config
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
-        self.model_cfg = model
-        self.optimizer_fn = optimizer
-        self.scheduler_fn = scheduler
-        self.model = None
-        self.hf_zero3 = None
-
-    def configure_model(self) -> None:
-        if self.model is None:
-            self.hf_zero3 = hf_zero3_config(self)  # ZeRO-3: kept alive for transformers (weak ref)
-            self.model = build_policy(self.model_cfg)
 
     def _step(self, batch, stage: str):
         logits = self.model(
