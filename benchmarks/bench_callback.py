@@ -173,6 +173,7 @@ def token_budget(model: str) -> dict:
     from vat import values as V
     from vat.models import as_spec, load_tokenizer
     from vat.run import build_items, setup
+
     cfg = common.train_config([f"model={model}"])
     setup(cfg)
     items = build_items(cfg)
