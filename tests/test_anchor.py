@@ -149,6 +149,7 @@ def _module(tiny_dir, weight: float, anchor=pair_anchor):
     torch.manual_seed(0)
     m = DPOModule(model=cfg, loss=partial(dpo_sigmoid_loss, beta=0.1),
                   optimizer=partial(torch.optim.SGD, lr=0.5), reference="precomputed",
+                  average_logps=False, sft_weight=0.0, share_prompt=True,
                   anchor=partial(anchor, beta=0.1), anchor_weight=weight)  # fmt: skip
     m.configure_model()
     return m

@@ -91,7 +91,15 @@ def test_adapter_disabled_without_lora_fails_fast(tiny_dir):
     ):
         dpo_module(tiny_dir, "adapter_disabled", lora=False)
     with pytest.raises(ValueError, match=r"method.module.reference=copy: expected one of"):
-        DPOModule(model={}, loss=None, optimizer=None, reference="copy")
+        DPOModule(
+            model={},
+            loss=None,
+            optimizer=None,
+            reference="copy",
+            average_logps=False,
+            sft_weight=0.0,
+            share_prompt=True,
+        )
 
 
 def test_frozen_copy_under_zero2_warns(tiny_dir, caplog):
@@ -105,7 +113,7 @@ def test_frozen_copy_under_zero2_warns(tiny_dir, caplog):
 
     m = DPOModule(model={"name": "tiny", "pretrained": str(tiny_dir), "lora": {"r": 4}},
                   loss=partial(dpo_sigmoid_loss, beta=0.1), optimizer=None,
-                  reference="frozen_copy")  # fmt: skip
+                  reference="frozen_copy", average_logps=False, sft_weight=0.0, share_prompt=True)  # fmt: skip
     m._trainer = SimpleNamespace(
         strategy=DeepSpeedStrategy(config={"zero_optimization": {"stage": 2}})
     )

@@ -29,6 +29,6 @@ def dpo_module(tiny_dir, reference, lora=True) -> DPOModule:
     """A DPO module on the tiny model (LoRA r=4 unless `lora` is false), its policy built."""
     cfg = {"name": "tiny", "pretrained": str(tiny_dir), "lora": LORA if lora else None}
     m = DPOModule(model=cfg, loss=partial(dpo_sigmoid_loss, beta=0.1), optimizer=partial(torch.optim.AdamW, lr=1e-3),
-                  reference=reference)  # fmt: skip
+                  reference=reference, average_logps=False, sft_weight=0.0, share_prompt=True)  # fmt: skip
     m.configure_model()
     return m

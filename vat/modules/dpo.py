@@ -39,13 +39,15 @@ class DPOModule(PolicyModule):
         loss: Callable,
         optimizer: Callable,
         scheduler: Callable | None = None,
-        reference: Reference | str = "adapter_disabled",
-        average_logps: bool = False,
-        sft_weight: float = 0.0,
-        share_prompt: bool = True,
+        *,
+        reference: Reference | str,
+        average_logps: bool,
+        sft_weight: float,
+        share_prompt: bool,
         anchor: Callable | None = None,
         anchor_weight: float = 0.0,
     ):
+        # the settings' defaults live in conf/method/dpo.yaml; anchors in dpo_anchored.yaml
         super().__init__(model, optimizer, scheduler)
         model = plain(model)  # the hyperparameters hold the builtins-only config
         reference = resolve(reference)

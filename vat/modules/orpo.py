@@ -37,7 +37,8 @@ class ORPOModule(PolicyModule):
         loss: Callable,
         optimizer: Callable,
         scheduler: Callable | None = None,
-        share_prompt: bool = True,
+        *,
+        share_prompt: bool,  # default in conf/method/orpo.yaml
     ):
         super().__init__(model, optimizer, scheduler)
         model = plain(model)  # the hyperparameters hold the builtins-only config
