@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from tests.modules.helpers import dpo_module, pair_batch
+from tests.modules.helpers import dpo_module, pair_batch, perturb_lora
 from vat.models import ModelSpec
 from vat.modules import DPOModule
 
@@ -22,10 +22,7 @@ def test_precomputed_and_online_reference_give_the_same_loss(tiny_dir, batch_and
     batch, ds, collate = batch_and_data
     online = dpo_module(tiny_dir, "adapter_disabled")
     # make the policy differ from the reference so the loss is not trivially ln 2
-    with torch.no_grad():
-        for n, p in online.model.named_parameters():
-            if "lora_B" in n:
-                p.normal_(0, 0.05)
+    perturb_lora(online)
     pre = dpo_module(tiny_dir, "precomputed")
     pre.model.load_state_dict(online.model.state_dict())
     # the reference pass train.py runs (`vat.reference.compute_logps`, as `precompute` calls it),
@@ -48,10 +45,7 @@ def test_precomputed_and_online_reference_give_the_same_loss(tiny_dir, batch_and
 def test_adapter_disabled_reference_equals_base_model(tiny_dir, batch_and_data):
     batch, _, _ = batch_and_data
     m = dpo_module(tiny_dir, "adapter_disabled")
-    with torch.no_grad():
-        for n, p in m.model.named_parameters():
-            if "lora_B" in n:
-                p.normal_(0, 0.05)
+    perturb_lora(m)
     rc, rr = m.reference_concatenated(batch)
     from vat.models import load_model
 

@@ -39,7 +39,9 @@ class Reference:
 
     def setup(self, module) -> None:
         """When the module has built its policy (`configure_model`)."""
-        if (problem := self.check(lora=hasattr(module.model, "peft_config"))) is not None:
+        from vat.modules.common import is_peft
+
+        if (problem := self.check(lora=is_peft(module.model))) is not None:
             raise ValueError(problem)
 
     def logps(self, module, batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,7 +139,7 @@ def compute_logps(model, examples, collate, batch_size: int, average: bool,
     return ref
 
 
-def precompute(model_cfg, model_key: dict, dataset, collate, batch_size: int, average: bool,
+def precompute(model_cfg, dataset, collate, batch_size: int, average: bool,
                share_prompt: bool = True) -> torch.Tensor:  # fmt: skip
     """(N, 2) reference log-probs (chosen, rejected) of every training pair, by dataset index
     (tax-aware DPO: the anchor pairs too, after the target's), under the base model (no adapters).
@@ -146,12 +148,13 @@ def precompute(model_cfg, model_key: dict, dataset, collate, batch_size: int, av
     and sweep cells reuse it; atomic and once per key even with several processes.
     """
     from vat.cache import build_once, cache_dir
+    from vat.measure.cache import model_key
     from vat.models import as_spec, load_model
     from vat.probes.base import fingerprint
 
     scored = getattr(dataset, "scored_examples", dataset.examples)  # target pairs, then anchors
     pairs = [(ex["chosen_input_ids"], ex["rejected_input_ids"]) for ex in scored]
-    target = cache_dir() / "reference" / fingerprint(model_key, pairs, average)
+    target = cache_dir() / "reference" / fingerprint(model_key(model_cfg), pairs, average)
     with build_once(target) as tmp:
         if tmp is None:
             log.info("reference log-probs from cache: %s", target)

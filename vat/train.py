@@ -67,9 +67,10 @@ def train(cfg: DictConfig) -> dict:
         model_key=model_key(cfg.model), out_dir=out,
     )  # fmt: skip
     trainer = build_trainer(cfg, strategy, build_callbacks(cfg, vat_cb))
-    for lg in trainer.loggers:
-        lg.log_metrics({f"value_gap/{k}": v for k, v in summary.get("value_gap", {}).items()
-                        if isinstance(v, int | float)}, step=0)  # fmt: skip
+    if "value_gap" in summary:  # no empty metrics row for methods without a reference
+        for lg in trainer.loggers:
+            lg.log_metrics({f"value_gap/{k}": v for k, v in summary["value_gap"].items()
+                            if isinstance(v, int | float)}, step=0)  # fmt: skip
     walltime_signal_guard("fit")  # Lightning installs its requeue handler only over the default
     try:
         try:
@@ -94,9 +95,8 @@ def train(cfg: DictConfig) -> dict:
 def reference_check(cfg: DictConfig, data, module, out: Path) -> dict:
     """The base model's log-probs of every training pair (cached), the value-gap check on the
     target's pairs (anchors follow them), and the log-probs handed to a precomputed reference."""
-    ref = R.precompute(cfg.model, model_key(cfg.model), data.dataset, data.collate,
-                       cfg.batch.micro_size, average=module.average_logps,
-                       share_prompt=module.share_prompt)  # fmt: skip
+    ref = R.precompute(cfg.model, data.dataset, data.collate, cfg.batch.micro_size,
+                       average=module.average_logps, share_prompt=module.share_prompt)  # fmt: skip
     gap = R.value_gap(ref[: len(data.dataset)])
     (out / "value_gap.json").write_text(json.dumps(gap, indent=2))
     if module.reference.precomputed:

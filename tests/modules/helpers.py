@@ -1,5 +1,6 @@
-"""What the DPO module tests share (tests/modules/test_dpo.py, tests/test_reference.py): the first
-four benevolence pairs of the bundled set, collated for the tiny model, and a `DPOModule` on it."""
+"""What the module tests share (tests/modules/, tests/test_reference.py): the first four
+benevolence pairs of the bundled set, collated for the tiny model, a `DPOModule` on it, and a way
+to move a LoRA policy off its init."""
 
 from __future__ import annotations
 
@@ -32,3 +33,13 @@ def dpo_module(tiny_dir, reference, lora=True) -> DPOModule:
                   reference=reference, average_logps=False, sft_weight=0.0, share_prompt=True)  # fmt: skip
     m.configure_model()
     return m
+
+
+def perturb_lora(module, seed: int = 0) -> None:
+    """Move the policy off its init (lora_B = 0, so policy = reference) with small seeded noise on
+    the B matrices: chosen/rejected log-probs then differ from the base model's."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)

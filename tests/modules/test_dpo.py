@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from tests.modules.helpers import dpo_module, pair_batch
+from tests.modules.helpers import dpo_module, pair_batch, perturb_lora
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +34,7 @@ def test_shared_prompt_forward_equals_two_full_sequences(tiny_dir, batch_and_dat
     batch, _, _ = batch_and_data
     m = dpo_module(tiny_dir, "adapter_disabled")
     m.model.get_base_model().config._attn_implementation = attn
-    with torch.no_grad():
-        for n, p in m.model.named_parameters():
-            if "lora_B" in n:
-                p.normal_(0, 0.05)
+    perturb_lora(m)
     grads, outs = [], []
     for share in (False, True):
         m.model.zero_grad()

@@ -10,6 +10,7 @@ import pytest
 import torch
 from hydra.utils import get_class, instantiate
 
+from tests.modules.helpers import perturb_lora
 from vat import losses as L
 
 LORA = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"}
@@ -37,15 +38,6 @@ def _module(tiny_dir, lam=0.1, lr=1e-3, share_prompt=True):
     return m
 
 
-def _perturb(m):
-    """Move the policy off its init (lora_B = 0) so the chosen/rejected log-probs differ from it."""
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for name, p in m.model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.05)
-
-
 def test_module_loss_is_orpo_loss_of_the_batch_log_probs(tiny_dir, pairs):
     from vat.forward import pair_logps
     from vat.modules import DPOModule
@@ -56,7 +48,7 @@ def test_module_loss_is_orpo_loss_of_the_batch_log_probs(tiny_dir, pairs):
     batch = collate([ds[i] for i in range(4)])
     assert "packed_input_ids" in batch  # the shared-prompt path runs
     m = _module(tiny_dir)
-    _perturb(m)
+    perturb_lora(m)
     with pytest.warns(UserWarning, match="self.log"):  # no Trainer attached: nothing is logged
         loss = m.training_step(batch, 0)
     total, count = pair_logps(m.model, batch, share_prompt=False)  # the plain (2B, L) forward
@@ -125,7 +117,7 @@ def test_shared_prompt_and_two_sequences_give_the_same_loss(tiny_dir, pairs):
     losses = []
     for share in (True, False):
         m = _module(tiny_dir, share_prompt=share)
-        _perturb(m)
+        perturb_lora(m)
         with torch.no_grad(), pytest.warns(UserWarning, match="self.log"):
             losses.append(m.training_step(batch, 0).item())
     assert losses[0] == pytest.approx(losses[1], abs=2e-4)
