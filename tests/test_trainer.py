@@ -36,3 +36,26 @@ def test_accumulation_is_derived_in_one_place():
         accumulation_steps(10, 4, 1)
     with pytest.raises(ValueError, match=r"trainer.devices='auto'"):
         world_size(OmegaConf.create({"devices": "auto", "num_nodes": 1}))
+
+
+def test_last_ckpt_stays_the_newest_when_another_writer_left_one(compose_cfg, tmp_path):
+    """`PreemptionCallback` writes ``last.ckpt`` on SIGTERM (``scontrol requeue`` sends one); the
+    resumed run's ModelCheckpoint then wrote ``last-v1.ckpt`` and left ``last.ckpt`` stale. Built
+    by `build_callbacks`, it overwrites ``last.ckpt``."""
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    from vat.trainer import build_callbacks
+
+    cfg = compose_cfg("train", ["model=tiny", "callbacks.vat.every_n_steps=2"])
+    (ckpt_dir := tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (ckpt_dir / "last.ckpt").write_bytes(b"left by the preemption callback")
+    callbacks = [c for c in build_callbacks(cfg, None) if isinstance(c, ModelCheckpoint)]
+    assert str(ckpt_dir) == callbacks[0].dirpath
+    trainer = L.Trainer(max_steps=2, callbacks=callbacks, logger=False, accelerator="cpu",
+                        enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(BoringModel())
+    assert sorted(p.name for p in ckpt_dir.glob("*.ckpt")) == ["epoch=0-step=2.ckpt", "last.ckpt"]
+    assert torch.load(ckpt_dir / "last.ckpt", weights_only=False)["global_step"] == 2

@@ -1,11 +1,13 @@
 """Experiment loggers: W&B online when it can be, offline otherwise, never a reason to stop a run.
 
 `guard` makes any Lightning logger's failures non-fatal: the local files (``vat_curve.jsonl``,
-the CSV log) are the record of a run, a logging service is a mirror of them.
+the CSV log) are the record of a run, a logging service is a mirror of them. `CSVLogger` keeps a
+run's CSV metrics in one folder when the run resumes (a requeued SLURM job, ``ckpt_path=last``).
 """
 
 from __future__ import annotations
 
+import csv
 import inspect
 import logging
 import os
@@ -13,6 +15,10 @@ import socket
 import uuid
 from pathlib import Path
 from urllib.parse import urlparse
+
+from lightning.pytorch.loggers import CSVLogger as _LightningCSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter as _LightningWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 log = logging.getLogger(__name__)
 
@@ -141,3 +147,49 @@ def wandb_logger(save_dir: str, project: str = "vat", name: str | None = None, g
         project=project, name=name, group=group, job_type=job_type, save_dir=str(out), id=run_id,
         resume="allow", mode=mode, tags=tags,
     )  # fmt: skip
+
+
+class _AppendingWriter(_LightningWriter):
+    """Lightning's CSV writer, minus one thing: an existing ``metrics.csv`` is appended to (its
+    columns kept), where Lightning's deletes it ("Previous log files in this directory will be
+    deleted")."""
+
+    def _check_log_dir_exists(self) -> None:
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as f:
+                self.metrics_keys = sorted(next(csv.reader(f), []))
+
+
+class CSVLogger(_LightningCSVLogger):
+    """Lightning's `CSVLogger` with one folder per run: ``<save_dir>/<name>/version_0`` unless a
+    version is given, and a resumed run appends to its ``metrics.csv``.
+
+    Lightning's picks the next free ``version_<n>`` each time a run starts, so a SLURM job that
+    was requeued (or a run resumed with ``ckpt_path=last``) split its metrics into ``version_0``
+    and ``version_1`` (seen on the local 2-node cluster); with a fixed version Lightning would
+    delete the first part instead. Rows are appended as logged: a step logged before the
+    interruption and again after the resume appears twice, in that order.
+    """
+
+    def __init__(self, save_dir, name: str | None = "csv", version: int | str | None = 0,
+                 prefix: str = "", flush_logs_every_n_steps: int = 100):  # fmt: skip
+        super().__init__(save_dir, name=name, version=0 if version is None else version,
+                         prefix=prefix, flush_logs_every_n_steps=flush_logs_every_n_steps)  # fmt: skip
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> _AppendingWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
+
+
+def one_folder(logger):
+    """`logger` as our `CSVLogger` if it is Lightning's (same directory, name and settings; version
+    0 unless it had one), else as it is. The configs name Lightning's class (``logger=csv``)."""
+    if type(logger) is not _LightningCSVLogger:
+        return logger
+    return CSVLogger(logger.save_dir, name=logger.name, version=logger._version,
+                     prefix=logger._prefix,
+                     flush_logs_every_n_steps=logger._flush_logs_every_n_steps)  # fmt: skip
