@@ -142,3 +142,15 @@ def test_check_launch_counts_device_ids(hydra_cfg):
     VL.check_launch(hydra_cfg(["trainer.devices='0,1'"]), env=SLURM_1x2)
     with pytest.raises(VL.LaunchError, match=r"Add: trainer\.devices=2$"):
         VL.check_launch(hydra_cfg(["trainer.devices='0,1,2'"]), env=SLURM_1x2)
+
+
+def test_each_srun_task_logs_where_it_sits_and_where_the_ranks_meet():
+    from vat.launch.checks import slurm_rank_line
+
+    env = {"SLURM_PROCID": "1", "SLURM_NTASKS": "2", "SLURM_NODEID": "1", "SLURM_NNODES": "2",
+           "SLURM_LOCALID": "0", "SLURM_JOB_NODELIST": "n[1-2]"}  # fmt: skip
+    line = slurm_rank_line(env)
+    assert line.startswith("SLURM task 1 of 2 on ") and line.endswith(
+        ": node 1 of 2, local rank 0; rendezvous at n1"
+    )
+    assert slurm_rank_line({**env, "MASTER_ADDR": "head"}).endswith("rendezvous at head")

@@ -12,7 +12,9 @@ Who starts the ranks decides whether a run works:
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +24,7 @@ from vat.launch.devices import parse_devices
 from vat.launch.slurm import slurm_srun_env, torchelastic_env
 
 _SPAWNING_STRATEGY_WORDS = ("spawn", "fork", "notebook")  # multiprocessing: argv is not re-run
+log = logging.getLogger(__name__)
 
 
 class LaunchError(RuntimeError):
@@ -114,6 +117,7 @@ def check_launch(cfg: Any, env: Mapping[str, str] | None = None) -> None:
                 f"trainer.devices={trainer.get('devices')} and trainer.num_nodes={nodes}. Add: "
                 + " ".join(f"{k}={v}" for k, v in want.items())
             )
+        log.info(slurm_rank_line(env))
     elif elastic:
         local = env.get("LOCAL_WORLD_SIZE")
         world = env.get("WORLD_SIZE")
@@ -150,6 +154,21 @@ def check_launch(cfg: Any, env: Mapping[str, str] | None = None) -> None:
             "per cell), or run each cell without -m (`launch/torchrun.sh`, an sbatch script from "
             "`python -m vat.launch sbatch`); see README 'Multi-GPU and multi-node'"
         )
+
+
+def slurm_rank_line(env: Mapping[str, str]) -> str:
+    """Where this srun task sits: its rank, host, node and local rank, and the address every rank
+    meets at (``MASTER_ADDR``, else the job's first node, as Lightning's ``SLURMEnvironment``
+    picks it). One line per rank in the job's output, the first thing to read when a multi-node
+    job hangs."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    nodelist = env.get("SLURM_NODELIST") or env.get("SLURM_JOB_NODELIST") or "127.0.0.1"
+    address = env.get("MASTER_ADDR") or SLURMEnvironment.resolve_root_node_address(nodelist)
+    g = env.get
+    return (f"SLURM task {g('SLURM_PROCID')} of {g('SLURM_NTASKS')} on {socket.gethostname()}: "
+            f"node {g('SLURM_NODEID')} of {g('SLURM_NNODES')}, local rank {g('SLURM_LOCALID')}; "
+            f"rendezvous at {address}")  # fmt: skip
 
 
 class LaunchCheck(Callback):
