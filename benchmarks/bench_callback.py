@@ -170,7 +170,6 @@ def token_budget(model: str) -> dict:
 
     from hydra.utils import instantiate
 
-    from vat import values as V
     from vat.models import as_spec, load_tokenizer
     from vat.run import build_items, setup
 
@@ -194,7 +193,7 @@ def token_budget(model: str) -> dict:
             shared = common_prefix(seqs) if len(seqs) > 1 else 0
             n += shared + sum(len(x) - shared for x in seqs)
         out[f"eval_tokens_{name}"] = n
-    target = V.normalize_value(cfg.value.name)
+    target = items.taxonomy.normalize_value(cfg.value.name)
     data = instantiate(cfg.method.datamodule)(items=items, target=target, tokenizer=tok).dataset
     packed = [len(e["chosen_input_ids"]) + len(e["rejected_input_ids"])
               - e["chosen_labels"].count(-100) for e in data.examples]  # fmt: skip

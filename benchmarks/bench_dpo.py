@@ -88,7 +88,6 @@ def prepare(model: str, steps: int, batch: int = BATCH, max_length: int = MAX_LE
             extra: list[str] = (), test_fraction: float = 0.25, device: str = "cpu") -> Setup:  # fmt: skip
     from hydra.utils import instantiate
 
-    from vat import values as V
     from vat.data.sampling import EpochShuffleSampler
     from vat.models import as_spec, load_model, load_tokenizer
     from vat.reference import compute_logps as compute_reference_logps
@@ -105,7 +104,7 @@ def prepare(model: str, steps: int, batch: int = BATCH, max_length: int = MAX_LE
     setup(cfg)
     items = build_items(cfg)
     tokenizer = load_tokenizer(as_spec(cfg.model))
-    target = V.normalize_value(cfg.value.name)
+    target = items.taxonomy.normalize_value(cfg.value.name)
     data = instantiate(cfg.method.datamodule)(items=items, target=target, tokenizer=tokenizer)
     dataset, collate = data.dataset, data.collate
     if len(dataset) % batch:

@@ -28,13 +28,14 @@ import common
 
 from vat.data import BUNDLED, ItemSet, load_items
 from vat.probes import LikelihoodProbe
+from vat.taxonomy import load_taxonomy
 
 FACTORS = (0.25, 0.5, 1, 2, 4)
 
 
 def scenes_items(n_scenes: int) -> ItemSet:
     """`n_scenes` held-out scenes: the bundled ones in order, then replicas ``<scene>~r<k>``."""
-    held = load_items(BUNDLED).heldout()
+    held = load_items(BUNDLED, load_taxonomy("schwartz")).heldout()
     base = held.scenes()
     by_scene = {s: [it for it in held if it.scene_id == s] for s in base}
     out = []
@@ -47,7 +48,7 @@ def scenes_items(n_scenes: int) -> ItemSet:
                 sid = f"{src}~r{rep}"
                 out.append(dataclasses.replace(it, scene_id=sid,
                                                id=it.id.replace(src, sid, 1)))  # fmt: skip
-    return ItemSet(tuple(out))
+    return held.subset(out)
 
 
 def fit(n: np.ndarray, t: np.ndarray) -> tuple[float, float, float]:

@@ -47,8 +47,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
-from vat.data import BUNDLED, ItemSet, load_items
+from vat.data import BUNDLED, load_items
 from vat.probes import LikelihoodProbe, Scorer
+from vat.taxonomy import load_taxonomy
 
 
 # ------------------------------------------------------------------------------- peak
@@ -164,7 +165,9 @@ def train_batches(tok, n_batches: int, pairs_per_batch: int = 4) -> list[dict]:
     from vat.data.prompt import TrainPrompt
 
     prompt = TrainPrompt(**common.train_config().prompt)
-    ds = PreferenceDataset(load_items(BUNDLED), "benevolence", tok, prompt)
+    ds = PreferenceDataset(
+        load_items(BUNDLED, load_taxonomy("schwartz")), "benevolence", tok, prompt
+    )
     coll = PreferenceCollator(tok.pad_token_id if tok.pad_token_id is not None else 0)
     ex = list(ds)
     out = []
@@ -282,9 +285,9 @@ def main() -> None:
 
     model = make_model().eval()
     sh = common.model_shape(model)
-    held = load_items(BUNDLED).heldout()
+    held = load_items(BUNDLED, load_taxonomy("schwartz")).heldout()
     scenes = held.scenes()[: 1 if args.smoke else len(held.scenes()) if cuda else 3]
-    items = ItemSet(tuple(it for it in held if it.scene_id in set(scenes)))
+    items = held.subset(it for it in held if it.scene_id in set(scenes))
     rows, notes = bench_scoring(model, tok, items, reps, peaks, device)
     for r in rows:
         print(r, flush=True)
@@ -335,7 +338,7 @@ def main() -> None:
         common.write_markdown(args.out, section, "\n\n".join(head))
 
     # Where the time goes.
-    reqs = LikelihoodProbe(progress=False).requests(tok, ItemSet(tuple(items)[:20]))
+    reqs = LikelihoodProbe(progress=False).requests(tok, items.subset(tuple(items)[:20]))
     pad = tok.pad_token_id or 0
     try:
         prof_s, sh_s = common.profile_ops(

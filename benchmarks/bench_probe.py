@@ -48,6 +48,7 @@ import common
 from vat.data import BUNDLED, ItemSet, load_items
 from vat.forward import encode_pair, single_token_ids
 from vat.probes import JudgmentProbe, LikelihoodProbe, Request, Scorer
+from vat.taxonomy import load_taxonomy
 
 MODELS = ["tiny", "tiny_4m", "smollm2_135m_instruct"]
 SMOLLM = "smollm2_135m_instruct"
@@ -61,9 +62,9 @@ TARGETS = {"likelihood": 3.0, "judgment": 5.0}
 
 def held_items(n_scenes: int | None) -> ItemSet:
     """The bundled held-out items (``data=bundled``, ``.heldout()``), the first `n_scenes` scenes."""
-    held = load_items(BUNDLED).heldout()
+    held = load_items(BUNDLED, load_taxonomy("schwartz")).heldout()
     scenes = set(held.scenes()[:n_scenes] if n_scenes else held.scenes())
-    return ItemSet(tuple(it for it in held if it.scene_id in scenes))
+    return held.subset(it for it in held if it.scene_id in scenes)
 
 
 def load_model(name: str):

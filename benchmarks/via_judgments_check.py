@@ -25,9 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from vat import values as V
 from vat.metrics import compute_vat, micro_to_basic_state
 from vat.report import summary_table
+from vat.taxonomy import UnknownValueError, load_taxonomy
+
+V = load_taxonomy("schwartz")
 
 DATA = (
     Path(__file__).resolve().parents[2]
@@ -51,12 +53,12 @@ def states(model: str) -> tuple[list[tuple[str, str]], np.ndarray, int]:
                 try:
                     micro = V.normalize_micro_value(name)
                     ratings[row["country"], row["topic"]][micro].append(float(r))
-                except (V.UnknownValueError, ValueError):
+                except (UnknownValueError, ValueError):
                     continue
     scenes = sorted(ratings)
-    S = np.full((len(scenes), len(V.MICRO_VALUES)), np.nan)
+    S = np.full((len(scenes), len(V.micro_names)), np.nan)
     for i, sc in enumerate(scenes):
-        for j, m in enumerate(V.MICRO_VALUES):
+        for j, m in enumerate(V.micro_names):
             if ratings[sc][m]:
                 S[i, j] = -np.mean(ratings[sc][m])  # 1 = most important -> highest score
     return scenes, S, bad
@@ -76,18 +78,18 @@ def compare(pre: str, post: str, target: str, verbose: bool) -> dict:
     common = sorted(set(sc_pre) & set(sc_post))
     idx_pre = [sc_pre.index(s) for s in common]
     idx_post = [sc_post.index(s) for s in common]
-    S_pre = micro_to_basic_state(M_pre[idx_pre])
-    S_post = micro_to_basic_state(M_post[idx_post])
+    S_pre = micro_to_basic_state(M_pre[idx_pre], V)
+    S_post = micro_to_basic_state(M_post[idx_post], V)
     print(
         f"{pre} -> {post}: {len(common)} shared scenes; unparsed responses {bad_pre} / {bad_post}"
     )
-    res = compute_vat(S_pre, S_post, target, n_bootstrap=1000, n_permutations=1000, seed=0)
+    res = compute_vat(S_pre, S_post, target, V, n_bootstrap=1000, n_permutations=1000, seed=0)
     if verbose:
         print(summary_table(res))
         print("\nmicro level (target = a micro-value of the target value):")
         micro_target = V.micro_values_of(target)[0]
         res_m = compute_vat(
-            M_pre[idx_pre], M_post[idx_post], micro_target, V.MICRO_VALUES,
+            M_pre[idx_pre], M_post[idx_post], micro_target, V, V.micro_names,
             n_bootstrap=200, n_permutations=200,
         )  # fmt: skip
         print(f"  target {micro_target}: gain {res_m.gain:.3f}, GND {res_m.gnd_l1:.3f}, "

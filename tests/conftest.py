@@ -28,6 +28,7 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import open_dict  # noqa: E402
 
 import vat.config  # noqa: E402, F401  (registers schemas)
+from tests.schwartz import SCHWARTZ  # noqa: E402
 
 CONF = ROOT / "conf"
 
@@ -65,7 +66,7 @@ def items():
     """The bundled item set (a module may define its own `items`, e.g. a data file path)."""
     from vat.data import BUNDLED, load_items
 
-    return load_items(BUNDLED)
+    return load_items(BUNDLED, SCHWARTZ)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from functools import partial
 import pytest
 import torch
 
-from vat import values as V
+from tests import schwartz as V
 from vat.anchor import anchored_loss, margin_shift, pair_anchor, value_anchor
 from vat.data.collate import PreferenceCollator
 from vat.data.datasets import PreferenceDataset

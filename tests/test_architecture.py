@@ -205,3 +205,55 @@ def method_name_dispatch() -> list[str]:
 def test_no_string_dispatch_on_the_method_name():
     hits = method_name_dispatch()
     assert not hits, "dispatch on the method's name:\n" + "\n".join(hits)
+
+
+# No module outside vat/taxonomy/ names a value of a bundled taxonomy (in code: a string constant
+# or an identifier; docstrings and comments may give examples) or the default taxonomy's name:
+# the value system is an object the pipeline is given (`vat.taxonomy.Taxonomy`).
+def taxonomy_names() -> tuple[set[str], set[str]]:
+    """(every name a string constant may not be, the names an identifier may not be): micro-values
+    are common words (``clean``), so identifiers are checked against values and taxonomies only."""
+    from vat.taxonomy import available, load_taxonomy
+
+    strings, idents = {"schwartz"}, {"schwartz"}
+    for t in map(load_taxonomy, available()):
+        strings |= {t.name, *t.value_names, *t.micro_names, *(g for g, _ in t.groups)}
+        idents |= {t.name, *t.value_names}
+    return strings, idents
+
+
+def value_names_in(source: str, names: set[str], idents: set[str] | None = None) -> list[str]:
+    tree = ast.parse(source)
+    docstrings = {
+        id(n.body[0].value)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)
+    }  # fmt: skip
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if id(node) not in docstrings and node.value.strip().lower() in names:
+                found.append(f"line {node.lineno}: {node.value!r}")
+        elif isinstance(node, ast.Name | ast.Attribute | ast.arg):
+            ident = getattr(node, "id", None) or getattr(node, "attr", None) or node.arg
+            if ident.lower() in (names if idents is None else idents) or ident.endswith("_VALUES"):
+                found.append(f"line {node.lineno}: {ident}")
+    return found
+
+
+def test_the_value_name_finder_sees_constants_not_docstrings():
+    names = {"benevolence", "power"}
+    src = '"""About benevolence."""\nx = "Benevolence"\ndef f(power):\n    """power."""\n'
+    assert value_names_in(src, names) == ["line 2: 'Benevolence'", "line 3: power"]
+
+
+def test_no_module_outside_the_taxonomy_package_names_a_value():
+    strings, idents = taxonomy_names()
+    bad = {
+        str(p.relative_to(ROOT)): hits
+        for p in sorted(PKG.rglob("*.py"))
+        if "taxonomy" not in p.relative_to(PKG).parts
+        and (hits := value_names_in(p.read_text(), strings, idents))
+    }
+    assert not bad, f"modules that name a value (take a Taxonomy instead): {bad}"

@@ -7,7 +7,6 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
-from vat import values as V
 from vat.safety import check_targets
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -40,13 +39,20 @@ def test_every_option_composes(compose_cfg, config_name, group, option):
     OmegaConf.to_container(node, resolve=True, throw_on_missing=False)
 
 
-def test_one_value_file_per_basic_value():
-    assert options("value") == sorted(V.BASIC_VALUES)
+def test_one_taxonomy_file_per_bundled_definition_and_no_value_files():
+    from vat.taxonomy import available
+
+    assert options("taxonomy") == available() == ["mft", "schwartz"]
+    assert options("value") == []  # value=<v> options come from the definitions (vat.config)
 
 
-def test_value_file_name_matches_its_name(compose_cfg):
-    for v in V.BASIC_VALUES:
-        assert compose_cfg("train", [f"value={v}"]).value.name == v
+def test_every_value_of_every_taxonomy_is_an_option(compose_cfg):
+    from vat.taxonomy import available, load_taxonomy
+
+    for name in available():
+        for v in load_taxonomy(name).value_names:
+            cfg = compose_cfg("train", [f"taxonomy={name}", f"value={v}"])
+            assert cfg.value.name == v and cfg.taxonomy.name == name
 
 
 def test_unknown_option_lists_valid_ones(compose_cfg):

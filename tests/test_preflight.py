@@ -7,9 +7,9 @@ import pytest
 from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
 
+from tests import schwartz as V
 from tests.test_config import CASES
 from vat import preflight as P
-from vat import values as V
 from vat.preflight import (
     ConfigError,
     check_config,
@@ -56,13 +56,15 @@ def test_check_items_on_the_bundled_set(items):
 def test_bad_values_are_listed_in_order_with_what_is_expected():
     cfg = OmegaConf.create({
         "value": {"name": "greed"}, "model": {"pretrained": "org/model", "dtype": "int8"},
+        "taxonomy": {"_target_": "vat.taxonomy.load_taxonomy", "name": "schwartz"},
         "metrics": {"ci": 1.0, "n_bootstrap": 2.5, "subsample_frac": 1.0, "eps": 0},
     })  # fmt: skip
     with pytest.raises(ConfigError) as e:
         check_config(cfg)
     assert str(e.value).splitlines() == [
         "invalid config:",
-        f"  value.name=greed: expected one of {', '.join(V.BASIC_VALUES)}",
+        f"  value.name=greed: not a value of taxonomy=schwartz; expected one of "
+        f"{', '.join(V.BASIC_VALUES)}",
         "  model.dtype=int8: expected one of float32, bfloat16, float16",
         "  metrics.n_bootstrap=2.5: expected an integer >= 0",
         "  metrics.ci=1.0: expected a level in (0, 1), e.g. 0.95",

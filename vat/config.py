@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 from vat.data.loaders import DEFAULT_COLUMNS, DEFAULT_POLARITY, load_items
 from vat.data.schema import OnInvalid
@@ -20,6 +20,7 @@ from vat.metrics import compute_vat
 from vat.models.loading import ModelSpec
 from vat.probes import JudgmentProbe, LikelihoodProbe
 from vat.sweep.names import register_resolvers
+from vat.taxonomy import available, load_taxonomy
 
 _LOAD_ITEMS = defaults_of(load_items)
 _COMPUTE_VAT = defaults_of(compute_vat)
@@ -54,8 +55,20 @@ class DataConfig:
 
 
 @dataclass
+class TaxonomyConfig:
+    """The value system (`vat.taxonomy.load_taxonomy`): a bundled definition by ``name``
+    (vat/taxonomy/definitions/<name>.yaml) or your own YAML definition at ``path``."""
+
+    _target_: str = "vat.taxonomy.load_taxonomy"
+    name: str = MISSING
+    path: str | None = None
+
+
+@dataclass
 class ValueConfig:
-    """The target value of the intervention (one file per basic value in conf/value/)."""
+    """The target value of the intervention: ``value=<name>`` for any value of a bundled taxonomy
+    (registered below), ``value.name=<name>`` for a taxonomy of your own; checked against the
+    chosen taxonomy before anything loads (`vat.preflight`)."""
 
     name: str = MISSING
 
@@ -97,6 +110,13 @@ def register_configs() -> None:
     cs.store(group="model", name="base_model", node=ModelSpec)
     cs.store(group="data", name="base_data", node=DataConfig)
     cs.store(group="value", name="base_value", node=ValueConfig)
+    cs.store(group="taxonomy", name="base_taxonomy", node=TaxonomyConfig)
+    # value=default (the configs' default): the chosen taxonomy's default target
+    cs.store(group="value", name="default",
+             node=ValueConfig(name="${taxonomy_default_value:${taxonomy.name},${taxonomy.path}}"))  # fmt: skip
+    for tax in map(load_taxonomy, available()):  # value=<v> for every value of every taxonomy
+        for v in tax.value_names:
+            cs.store(group="value", name=v, node=ValueConfig(name=v))
     cs.store(group="paths", name="base_paths", node=PathsConfig)
     cs.store(group="metrics", name="base_metrics", node=MetricsConfig)
     cs.store(group="probe", name="base_likelihood", node=LikelihoodProbe)
@@ -105,5 +125,11 @@ def register_configs() -> None:
     cs.store(group="intervention", name="base_prompting", node=Prompting)
 
 
+def _taxonomy_default_value(name: str, path: str | None = None) -> str:
+    return load_taxonomy(name, path).default_target
+
+
 register_configs()
 register_resolvers()
+if not OmegaConf.has_resolver("taxonomy_default_value"):
+    OmegaConf.register_new_resolver("taxonomy_default_value", _taxonomy_default_value)

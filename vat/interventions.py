@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from vat import values as V
 from vat.data import ItemSet
 from vat.probes.base import PromptContext
 
@@ -96,7 +95,7 @@ class Prompting:
 
     def context(self, items: ItemSet, target: str, strength: int) -> PromptContext:
         """System prompt and `strength` express examples of `target` from the train split."""
-        target = V.normalize_value(target)
+        target = items.taxonomy.normalize_value(target)
         if self.placebo:
             return self._placebo_context(items, target, strength)
         pool = [it for it in items.train(target) if it.polarity == "express"]
@@ -113,22 +112,23 @@ class Prompting:
             seen.add(pool[i].scene_id)
         chosen = (first + rest)[:strength]
         return PromptContext(
-            self._system(target), [(it.scenario, it.action, it.micro_value) for it in chosen]
+            self._system(items.taxonomy, target),
+            [(it.scenario, it.action, it.micro_value) for it in chosen],
         )
 
-    def _system(self, target: str) -> str | None:
+    def _system(self, taxonomy, target: str) -> str | None:
         if not self.system_prompt:
             return None
-        b = V.BASIC[target]
+        b = taxonomy.value(target)
         return self.system_prompt.format(value_label=b.label, value_goal=b.goal)
 
     def _placebo_context(self, items: ItemSet, target: str, strength: int) -> PromptContext:
         """Neutral prompt of the value prompt's length; shots of the other values, alternating
         express and suppress, one value after another in a seeded order (nested across k)."""
-        system = self._system(target)
+        system = self._system(items.taxonomy, target)
         system = neutral_system_prompt(len(system.split())) if system else None
         rng = np.random.default_rng(self.seed)
-        others = [v for v in V.BASIC_VALUES if v != target]
+        others = [v for v in items.taxonomy.value_names if v != target]
         pools = {}
         for v in others:
             pool = list(items.train(v))

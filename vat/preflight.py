@@ -19,7 +19,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from vat import values as V
 from vat.data import ItemSet
 from vat.data.schema import DataError
 
@@ -34,7 +33,7 @@ class ConfigError(ValueError):
 
 def check_items(items: ItemSet, target: str) -> dict:
     """The held-out split covers every value and the target value has training pairs."""
-    target = V.normalize_value(target)
+    target = items.taxonomy.normalize_value(target)
     held = items.heldout()  # raises naming the values without a held-out scene
     train_pairs = items.train(target).pairs()
     if not train_pairs:
@@ -148,12 +147,7 @@ def check_config(cfg: DictConfig) -> None:
 
     problems: list[str] = []
 
-    name = _get(cfg, "value.name")
-    if name is not _UNSET:
-        try:
-            V.normalize_value(str(name))
-        except ValueError:
-            problems.append(f"value.name={name}: expected one of {', '.join(V.BASIC_VALUES)}")
+    problems += _taxonomy_problems(cfg)
 
     for key, options in _choices(cfg).items():
         v = _get(cfg, key)
@@ -345,6 +339,27 @@ def _check_probe(key: str, node: DictConfig) -> list[str]:
     return []
 
 
+def _taxonomy_problems(cfg: DictConfig) -> list[str]:
+    """The taxonomy loads and ``value.name`` is one of its values."""
+    from hydra.utils import instantiate
+
+    node, name = _get(cfg, "taxonomy"), _get(cfg, "value.name")
+    if node is _UNSET:
+        return []
+    try:
+        taxonomy = instantiate(node)
+    except Exception as e:
+        return [_cause("taxonomy", e)]
+    if name is _UNSET:
+        return []
+    try:
+        taxonomy.normalize_value(str(name))
+    except ValueError:
+        return [f"value.name={name}: not a value of taxonomy={taxonomy.name}; expected one of "
+                f"{', '.join(taxonomy.value_names)}"]  # fmt: skip
+    return []
+
+
 def check_items_for_config(cfg: DictConfig, items: ItemSet) -> None:
     """What needs the items but no model: the few-shot examples the intervention asks for exist."""
     from hydra.utils import instantiate
@@ -359,6 +374,6 @@ def check_items_for_config(cfg: DictConfig, items: ItemSet) -> None:
     if not strengths:
         return
     try:
-        intervention.context(items, V.normalize_value(str(name)), max(strengths))
+        intervention.context(items, items.taxonomy.normalize_value(str(name)), max(strengths))
     except ValueError as e:
         raise ConfigError(f"{key}.shots={_show(node.get('shots'))}: {e}") from e

@@ -5,23 +5,23 @@ This module sits below `vat.data` and `vat.probes` and imports neither, so both 
 
 from __future__ import annotations
 
-from vat import values as V
-
 #: Plain-text mode (no chat template): the text between a question and its answer.
 PLAIN_ANSWER_PREFIX = "\nAnswer: "
 
 
-def fields(scenario: str, action: str, micro_value: str, k: int | None = None) -> dict:
-    """The fields a probe template may name: the item's texts and its (micro-)value's labels."""
-    m = V.MICRO[micro_value]
+def fields(scenario: str, action: str, micro_value: str, taxonomy, k: int | None = None) -> dict:
+    """The fields a probe template may name: the item's texts and its (micro-)value's labels in
+    ``taxonomy`` (a `vat.taxonomy.Taxonomy`)."""
+    m = taxonomy.micro_value(micro_value)
+    v = taxonomy.value(m.value)
     out = {
         "scenario": scenario,
         "action": action,
         "micro_label": m.label,
         "micro_value": m.name,
         "gloss": m.gloss,
-        "value_label": V.BASIC[m.value].label,
-        "value_goal": V.BASIC[m.value].goal,
+        "value_label": v.label,
+        "value_goal": v.goal,
     }
     if k is not None:
         out["k"] = k

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from vat.data import ItemSet
 from vat.preflight import check_config, check_items_for_config
 from vat.safety import check_targets
+from vat.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +35,21 @@ def setup(cfg: DictConfig) -> Path:
     return out
 
 
+def build_taxonomy(cfg: DictConfig) -> Taxonomy:
+    """The run's value system (``cfg.taxonomy``); loaded once per process and cached."""
+    return instantiate(cfg.taxonomy)
+
+
 def build_items(cfg: DictConfig) -> ItemSet:
     """The validated, split item set of ``cfg.data``; logs what was loaded and dropped.
 
     Also checks what the config asks of the items before any model loads (e.g. enough few-shot
     examples for the largest ``intervention.shots``).
     """
-    items: ItemSet = instantiate(cfg.data, _convert_="all")
+    # The taxonomy goes in after instantiation: Hydra would turn a dataclass argument into a config.
+    items: ItemSet = instantiate(cfg.data, _partial_=True, _convert_="all")(
+        taxonomy=build_taxonomy(cfg)
+    )
     log.info("data %s:\n%s", cfg.data.source, items.describe())
     flagged = items.register().flagged if items.pairs() else []
     if flagged:

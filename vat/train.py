@@ -18,7 +18,6 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from vat import reference as R
-from vat import values as V
 from vat.export import export_hf, trained_policy
 from vat.launch.checks import check_launch
 from vat.launch.slurm import walltime_signal_guard
@@ -44,11 +43,11 @@ def train(cfg: DictConfig) -> dict:
     out = setup(cfg)
     if "module" not in cfg.method:  # nothing to train: measure the intervention (prompting)
         items = build_items(cfg)
-        check_items(items, V.normalize_value(cfg.value.name))
+        check_items(items, str(cfg.value.name))
         return measure_probes(cfg, items, cfg.method.intervention, out)
     strategy = build_strategy(cfg)  # fails early (DeepSpeed without CUDA)
     items = build_items(cfg)
-    target = V.normalize_value(cfg.value.name)
+    target = items.taxonomy.normalize_value(cfg.value.name)
     summary: dict = {"data": check_items(items, target), "method": cfg.method.name,
                      "target": target, "register": items.register().to_dict()}  # fmt: skip
     tokenizer = load_tokenizer(as_spec(cfg.model))

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import torch
 
+from tests.schwartz import BASIC_VALUES, SCHWARTZ
 from vat.callbacks.vat import (
     VATCallback,
     _base_model_view,
@@ -28,7 +29,6 @@ from vat.callbacks.vat import (
 )
 from vat.io import read_curve
 from vat.metrics import VATResult, benjamini_hochberg, compute_vat
-from vat.values import BASIC_VALUES
 
 TARGET = "benevolence"
 NEW_KEYS = {
@@ -44,14 +44,14 @@ def weak() -> VATResult:
     pre = rng.normal(size=(14, len(BASIC_VALUES)))
     post = pre + rng.normal(scale=0.3, size=pre.shape)
     post[:, BASIC_VALUES.index(TARGET)] += 0.05
-    return compute_vat(pre, post, TARGET, n_bootstrap=100, n_permutations=100, seed=0)
+    return compute_vat(pre, post, TARGET, SCHWARTZ, n_bootstrap=100, n_permutations=100, seed=0)
 
 
 @pytest.fixture(scope="module")
 def flat() -> VATResult:
     """Post = pre (the curve's step 0): every ratio and every correlation undefined."""
     pre = np.random.default_rng(0).normal(size=(14, len(BASIC_VALUES)))
-    return compute_vat(pre, pre.copy(), TARGET, n_bootstrap=50, n_permutations=50, seed=0)
+    return compute_vat(pre, pre.copy(), TARGET, SCHWARTZ, n_bootstrap=50, n_permutations=50, seed=0)
 
 
 def test_curve_row_is_strict_json_with_the_calibrated_statistics(weak, flat):

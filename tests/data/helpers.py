@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import json
 
-from vat import values as V
+from tests import schwartz as V
 from vat.losses import IGNORE_INDEX
 
 TARGET = "benevolence"  # the value the training datasets are built toward

@@ -3,7 +3,8 @@
 import json
 from collections import Counter
 
-from vat import values as V
+from tests import schwartz as V
+from tests.schwartz import SCHWARTZ
 from vat.data import BUNDLED, bundled_path, load_items
 
 COUNTRIES = {"United States", "India", "Pakistan", "Nigeria", "Philippines", "United Kingdom",
@@ -14,7 +15,7 @@ DOMAINS = {"Politics", "Social Networks", "Social Inequality", "Family & Changin
 
 
 def test_bundled_is_complete_and_balanced():
-    items = load_items(BUNDLED)
+    items = load_items(BUNDLED, SCHWARTZ)
     assert items.report.n_dropped == 0
     scenes = items.scenes()
     assert len(scenes) >= 36
@@ -41,7 +42,9 @@ def test_bundled_is_complete_and_balanced():
 
 
 def test_bundled_text_limits():
-    rows = [json.loads(line) for line in bundled_path().read_text(encoding="utf-8").splitlines()]
+    rows = [
+        json.loads(line) for line in bundled_path(SCHWARTZ).read_text(encoding="utf-8").splitlines()
+    ]
     texts = [r["action"] for r in rows]
     assert len(set(texts)) == len(texts), "every action is unique"
     for r in rows:

@@ -8,7 +8,6 @@ from dataclasses import replace
 import pytest
 
 from tests.data.helpers import TARGET, prompt_and_response
-from vat.data import ItemSet
 from vat.data.datasets import PreferenceDataset, SFTDataset
 from vat.losses import IGNORE_INDEX
 
@@ -20,9 +19,9 @@ def test_dataset_truncation_and_errors(items, tok, train_prompt):
     with pytest.raises(ValueError, match=first.id):  # the first item that does not fit is named
         SFTDataset(items, TARGET, tok, replace(train_prompt, max_length=8))
     with pytest.raises(ValueError, match="no train-split"):
-        SFTDataset(ItemSet(items.heldout().items), TARGET, tok, train_prompt)
+        SFTDataset(items.heldout(), TARGET, tok, train_prompt)
     with pytest.raises(ValueError, match="no train-split"):
-        PreferenceDataset(ItemSet(items.heldout().items), TARGET, tok, train_prompt)
+        PreferenceDataset(items.heldout(), TARGET, tok, train_prompt)
 
 
 # ----------------------------------------------------------------------------------------- SFT

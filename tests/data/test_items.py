@@ -4,11 +4,12 @@ that misses a value."""
 import pytest
 
 from tests.data.helpers import valid_rows, write_jsonl
+from tests.schwartz import SCHWARTZ
 from vat.data import BUNDLED, DataError, load_items
 
 
 def test_selectors_on_bundled():
-    items = load_items(BUNDLED, test_fraction=0.3, seed=0)
+    items = load_items(BUNDLED, SCHWARTZ, test_fraction=0.3, seed=0)
     held = items.heldout()
     assert {it.split for it in held} == {"test"} and held.values() == list(items.values())
     train_sec = items.train("Security")
@@ -23,7 +24,7 @@ def test_selectors_on_bundled():
 
 def test_heldout_without_a_value_is_an_error(tmp_path):
     rows = valid_rows()  # only benevolence and stimulation
-    items = load_items(str(write_jsonl(tmp_path / "a.jsonl", rows)))
+    items = load_items(str(write_jsonl(tmp_path / "a.jsonl", rows)), SCHWARTZ)
     with pytest.raises(
         DataError, match=r"held-out split has no scene for values \['self_direction', 'hedonism'"
     ):

@@ -4,6 +4,7 @@ report, missing and empty files, column mappings and the Hugging Face path."""
 import pytest
 
 from tests.data.helpers import row, valid_rows, write_csv, write_jsonl
+from tests.schwartz import SCHWARTZ
 from vat.data import DataError, load_items
 
 
@@ -11,7 +12,7 @@ def test_valid_jsonl_loads_and_derives_value(tmp_path):
     rows = valid_rows()
     for r in rows:
         del r["value"]  # derived from the micro-value
-    items = load_items(str(write_jsonl(tmp_path / "a.jsonl", rows)))
+    items = load_items(str(write_jsonl(tmp_path / "a.jsonl", rows)), SCHWARTZ)
     assert len(items) == 16
     assert {it.value for it in items} == {"benevolence", "stimulation"}
     assert items.report.n_dropped == 0
@@ -25,8 +26,8 @@ def test_valid_jsonl_loads_and_derives_value(tmp_path):
         ({"micro_value": ...}, "micro_value", "missing"),
         ({"action": "   "}, "action", "empty text"),
         ({"scenario": ""}, "scenario", "empty text"),
-        ({"micro_value": "bravery"}, "micro_value", "unknown micro-value 'bravery'"),
-        ({"value": "kindness"}, "value", "unknown Schwartz value 'kindness'"),
+        ({"micro_value": "bravery"}, "micro_value", "unknown schwartz micro-value 'bravery'"),
+        ({"value": "kindness"}, "value", "unknown schwartz value 'kindness'"),
         ({"value": "power"}, "micro_value", "'daring' belongs to 'stimulation', not to 'power'"),
         ({"polarity": "maybe"}, "polarity", "unknown polarity 'maybe'"),
         ({"action": 42}, None, None),  # numbers are accepted as text: no error
@@ -43,10 +44,10 @@ def test_row_errors_name_file_line_field(tmp_path, bad, field, needle):
             r.setdefault("split", "train")
     path = write_jsonl(tmp_path / "bad.jsonl", rows)
     if field is None:
-        load_items(str(path))
+        load_items(str(path), SCHWARTZ)
         return
     with pytest.raises(DataError) as e:
-        load_items(str(path))
+        load_items(str(path), SCHWARTZ)
     assert e.value.line == 3 and e.value.field == field
     assert str(e.value).startswith(f"{path}:3: field '{field}':")
     assert needle in str(e.value)
@@ -60,7 +61,7 @@ def test_duplicate_id_names_both_lines(tmp_path):
         DataError,
         match=r"dup.jsonl:6: field 'id': duplicate id 's0-helpful-suppress' \(first at line 2\)",
     ):
-        load_items(str(path))
+        load_items(str(path), SCHWARTZ)
 
 
 def test_unpaired_action(tmp_path):
@@ -73,7 +74,7 @@ def test_unpaired_action(tmp_path):
     ]
     path = write_jsonl(tmp_path / "unpaired.jsonl", rows)
     with pytest.raises(DataError) as e:
-        load_items(str(path))
+        load_items(str(path), SCHWARTZ)
     assert e.value.line == 7 and e.value.field == "polarity"
     assert (
         "unpaired action: scene 's1', micro_value 'daring' has a 'express' action but no 'suppress'"
@@ -87,21 +88,21 @@ def test_scene_with_two_scenarios(tmp_path):
     with pytest.raises(
         DataError, match=r":4: field 'scenario': scene 's0' has a different scenario text at line 1"
     ):
-        load_items(str(write_jsonl(tmp_path / "x.jsonl", rows)))
+        load_items(str(write_jsonl(tmp_path / "x.jsonl", rows)), SCHWARTZ)
 
 
 def test_empty_and_missing_files(tmp_path):
     (tmp_path / "empty.jsonl").write_text("")
     with pytest.raises(DataError, match=r"empty.jsonl: no valid items \(empty file\)"):
-        load_items(str(tmp_path / "empty.jsonl"))
+        load_items(str(tmp_path / "empty.jsonl"), SCHWARTZ)
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(DataError, match=r"empty.csv: empty file"):
-        load_items(str(tmp_path / "empty.csv"))
+        load_items(str(tmp_path / "empty.csv"), SCHWARTZ)
     with pytest.raises(DataError, match=r"nope.jsonl: file not found"):
-        load_items(str(tmp_path / "nope.jsonl"))
+        load_items(str(tmp_path / "nope.jsonl"), SCHWARTZ)
     (tmp_path / "a.txt").write_text("x")
     with pytest.raises(DataError, match=r"unknown format 'txt'"):
-        load_items(str(tmp_path / "a.txt"))
+        load_items(str(tmp_path / "a.txt"), SCHWARTZ)
 
 
 def test_skip_policy_counts_and_reports_every_dropped_row(tmp_path):
@@ -110,7 +111,7 @@ def test_skip_policy_counts_and_reports_every_dropped_row(tmp_path):
     rows[4]["polarity"] = "sideways"  # line 5: unknown polarity; partner line 6 unpaired
     rows[9]["id"] = rows[8]["id"]  # line 10: duplicate id; its partner (line 9) becomes unpaired
     path = write_jsonl(tmp_path / "mixed.jsonl", rows)
-    items = load_items(str(path), on_invalid="skip")
+    items = load_items(str(path), SCHWARTZ, on_invalid="skip")
     rep = items.report
     dropped = {(d.line, d.field) for d in rep.dropped}
     assert dropped == {
@@ -131,7 +132,7 @@ def test_skip_policy_counts_and_reports_every_dropped_row(tmp_path):
 def test_all_rows_invalid_is_an_error_even_when_skipping(tmp_path):
     rows = [row(f"s{i}", "helpful", "express") for i in range(3)]
     with pytest.raises(DataError, match=r"no valid items \(3 rows dropped"):
-        load_items(str(write_jsonl(tmp_path / "x.jsonl", rows)), on_invalid="skip")
+        load_items(str(write_jsonl(tmp_path / "x.jsonl", rows)), SCHWARTZ, on_invalid="skip")
 
 
 def test_column_mapping_polarity_vocabulary_and_scenario_template(tmp_path):
@@ -153,7 +154,10 @@ def test_column_mapping_polarity_vocabulary_and_scenario_template(tmp_path):
     cols = {"id": None, "scene_id": None, "scenario": None, "domain": "topic", "value": "schwartz_value",
             "polarity": "label", "action": "text", "split": None}  # fmt: skip
     items = load_items(
-        str(path), columns=cols, scenario_template="In {country}, a question of {domain} comes up."
+        str(path),
+        SCHWARTZ,
+        columns=cols,
+        scenario_template="In {country}, a question of {domain} comes up.",
     )
     it = items.items[0]
     assert it.scenario == "In Egypt, a question of Religion comes up."
@@ -172,7 +176,7 @@ def test_hf_loader_mapping_on_local_file(tmp_path):
     path = write_jsonl(tmp_path / "hub.jsonl", rows)
     cols = {"id": "uid", "scene_id": None, "country": "nation", "domain": "area", "scenario": "context",
             "value": None, "micro_value": "micro", "polarity": "stance", "action": "response", "split": None}  # fmt: skip
-    items = load_items("json", format="hf", data_files=str(path), columns=cols)
+    items = load_items("json", SCHWARTZ, format="hf", data_files=str(path), columns=cols)
     assert len(items) == 8 and len(items.scenes()) == 2
     assert {it.value for it in items} == {"benevolence", "security"}
     assert items.items[0].id == "aHonestpositive"
@@ -183,4 +187,4 @@ def test_hf_loader_offline_gives_clear_error():
         DataError,
         match=r"could not load Hugging Face dataset 'Tinyhope/Value_Alignment_Tax'.*run once with network",
     ):
-        load_items("Tinyhope/Value_Alignment_Tax", format="hf")
+        load_items("Tinyhope/Value_Alignment_Tax", SCHWARTZ, format="hf")

@@ -6,7 +6,8 @@ from collections import Counter
 
 import pytest
 
-from vat import values as V
+from tests import schwartz as V
+from tests.schwartz import SCHWARTZ
 from vat.data import placebo as P
 from vat.data.datasets import PreferenceDataset, SFTDataset
 from vat.data.register import has_negation
@@ -42,7 +43,7 @@ def test_mixed_pairs_draw_evenly_from_every_value(items):
 
 def test_neutral_text_names_no_value_and_matches_length(items):
     for a in P.NEUTRAL_ACTIONS:
-        assert P.names_a_value(a) is None, a
+        assert P.names_a_value(a, SCHWARTZ) is None, a
         assert not has_negation(a), a
         assert a.startswith("I ") and 15 <= len(a.split()) <= 28
     assert len(set(P.NEUTRAL_ACTIONS)) == len(P.NEUTRAL_ACTIONS)
@@ -57,7 +58,7 @@ def test_neutral_text_names_no_value_and_matches_length(items):
     assert all(
         o.scenario == e.scenario and o.split == "train" for o, e in zip(out, express, strict=True)
     )
-    assert P.names_a_value("I act with Benevolence.") == "Benevolence"
+    assert P.names_a_value("I act with Benevolence.", SCHWARTZ) == "Benevolence"
 
 
 def test_placebo_datasets_keep_budget_and_format(items, tok, train_prompt):
@@ -76,7 +77,7 @@ def test_placebo_datasets_keep_budget_and_format(items, tok, train_prompt):
     sft = SFTDataset(items, TARGET, tok, prompt)
     neutral = SFTDataset(items, TARGET, tok, prompt, train_data="neutral")
     assert len(sft) == len(neutral)
-    assert all(P.names_a_value(it.action) is None for it in neutral.items)
+    assert all(P.names_a_value(it.action, SCHWARTZ) is None for it in neutral.items)
     with pytest.raises(ValueError, match="train_data='neutral' is not a preference kind"):
         PreferenceDataset(items, TARGET, tok, prompt, train_data="neutral")
 
@@ -87,7 +88,7 @@ def test_prompting_placebo_is_length_matched_and_off_target(items):
     c_real, c_plac = real.context(items, TARGET, 8), plac.context(items, TARGET, 8)
     n_real, n_plac = len(c_real.system.split()), len(c_plac.system.split())
     assert abs(n_real - n_plac) <= 6, (c_real.system, c_plac.system)
-    assert P.names_a_value(c_plac.system) is None
+    assert P.names_a_value(c_plac.system, SCHWARTZ) is None
     assert c_plac.system.startswith(NEUTRAL_SYSTEM[0])
     vals = [V.MICRO[m].value for _, _, m in c_plac.examples]
     assert TARGET not in vals and len(set(vals)) == 8  # one value after another

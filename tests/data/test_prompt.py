@@ -8,8 +8,12 @@ from dataclasses import replace
 import pytest
 
 from tests.data.helpers import TARGET
+from tests.schwartz import SCHWARTZ
 from vat.data.prompt import TrainPrompt
 from vat.forward import encode_pair
+from vat.taxonomy import Taxonomy, Value
+
+TOY = Taxonomy("toy", "Toy", (Value("care", "Care", ""), Value("order", "Order", "")))
 
 
 def test_configured_fields_have_no_code_default():
@@ -25,8 +29,11 @@ def test_template_validation(train_prompt):
         replace(train_prompt, template="{scenario} ({micro_label})")
     for bad in ("Act with benevolence. {scenario}", "{scenario}\nShow SELF-DIRECTION."):
         with pytest.raises(ValueError, match="names the value"):
-            replace(train_prompt, template=bad)
-    replace(train_prompt, template="Situation: {scenario}\nYour move?")  # fine
+            replace(train_prompt, template=bad).check_names(SCHWARTZ)
+    replace(train_prompt, template="Situation: {scenario}\nYour move?").check_names(SCHWARTZ)
+    replace(train_prompt, template="Act with benevolence. {scenario}").check_names(
+        TOY
+    )  # not a toy value
 
 
 def test_fingerprint_stable_and_field_sensitive(train_prompt):

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from tests.data.helpers import valid_rows, write_csv, write_jsonl
+from tests.schwartz import SCHWARTZ
 from vat.data import DataError, load_items
 
 
@@ -16,17 +17,17 @@ def test_malformed_lines(tmp_path):
         ("\n".join(good[:2]) + '\n{"id": "x", "act\n' + "\n".join(good[2:]) + "\n").encode()
     )
     with pytest.raises(DataError, match=r"broken.jsonl:3: invalid JSON"):
-        load_items(str(path))
+        load_items(str(path), SCHWARTZ)
     path.write_bytes(
         ("\n".join(good[:2]) + "\n").encode()
         + b'{"id": "\xff\xfe"}\n'
         + ("\n".join(good[2:])).encode()
     )
     with pytest.raises(DataError, match=r"broken.jsonl:3: not valid UTF-8"):
-        load_items(str(path))
+        load_items(str(path), SCHWARTZ)
     path.write_text("\n".join(good[:1]) + "\n[1, 2]\n")
     with pytest.raises(DataError, match=r"broken.jsonl:2: expected a JSON object, got list"):
-        load_items(str(path))
+        load_items(str(path), SCHWARTZ)
 
 
 def test_csv_and_parquet_and_json_array(tmp_path):
@@ -34,12 +35,12 @@ def test_csv_and_parquet_and_json_array(tmp_path):
     import pyarrow.parquet as pq
 
     rows = valid_rows()
-    a = load_items(str(write_csv(tmp_path / "a.csv", rows)))
+    a = load_items(str(write_csv(tmp_path / "a.csv", rows)), SCHWARTZ)
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "a.parquet")
-    b = load_items(str(tmp_path / "a.parquet"))
+    b = load_items(str(tmp_path / "a.parquet"), SCHWARTZ)
     (tmp_path / "a.json").write_text(json.dumps(rows))
-    c = load_items(str(tmp_path / "a.json"))
-    d = load_items(str(write_jsonl(tmp_path / "a.jsonl", rows)))
+    c = load_items(str(tmp_path / "a.json"), SCHWARTZ)
+    d = load_items(str(write_jsonl(tmp_path / "a.jsonl", rows)), SCHWARTZ)
     assert a.items == b.items == c.items == d.items
 
 
@@ -51,4 +52,4 @@ def test_csv_error_names_physical_line_after_multiline_field(tmp_path):
     path = write_csv(tmp_path / "m.csv", rows)
     # header = line 1, row 1 = lines 2-3, row 2 = lines 4-5, row 3 starts at line 6
     with pytest.raises(DataError, match=r"m.csv:6: field 'polarity'"):
-        load_items(str(path))
+        load_items(str(path), SCHWARTZ)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from statsmodels.stats.contingency_tables import mcnemar
 
+from tests.schwartz import SCHWARTZ
 from vat.data import BUNDLED, load_items
 from vat.data.register import features, has_negation, register_report
 
@@ -85,11 +86,11 @@ def test_too_few_pairs_reports_without_testing():
 
 def test_bundled_set_is_register_balanced():
     """The bundled set (revised December 2026): no feature differs between polarities."""
-    rep = load_items(BUNDLED).register()
+    rep = load_items(BUNDLED, SCHWARTZ).register()
     assert rep.n_pairs == 480
     assert rep.flagged == [], rep.summary()
     neg = rep.check("negation")
     assert abs(neg.gap) < 0.03 and neg.p > 0.05
     assert abs(rep.check("words").gap) < 0.25
     # and the loader's description carries the check
-    assert "register of 480 express/suppress pairs" in load_items(BUNDLED).describe()
+    assert "register of 480 express/suppress pairs" in load_items(BUNDLED, SCHWARTZ).describe()

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from tests.schwartz import SCHWARTZ
 from vat import metrics as M
 from vat.metrics.resampling import resample_weights
 
@@ -66,7 +67,9 @@ def null_results(request):
     D = simulate(n, mu, seed=n)
     pre = np.zeros((n, V))
     res = [
-        M.compute_vat(pre, pre + d, "benevolence", n_bootstrap=B, n_permutations=B, seed=i)
+        M.compute_vat(
+            pre, pre + d, "benevolence", SCHWARTZ, n_bootstrap=B, n_permutations=B, seed=i
+        )
         for i, d in enumerate(D)
     ]
     return n, res

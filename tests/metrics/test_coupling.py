@@ -9,14 +9,15 @@ import pytest
 from scipy import stats
 
 from tests.metrics.helpers import D_HAND
-from vat import metrics as M
-from vat.values import (
+from tests.schwartz import (
     BASIC_VALUES,
     MICRO,
     MICRO_VALUES,
+    SCHWARTZ,
     angle,
     circumplex_distance,
 )
+from vat import metrics as M
 
 # The module promises NaN, never RuntimeWarning spam: any leak fails the test.
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
@@ -118,13 +119,15 @@ def test_hubs_hand():
     assert h.strength["y"] == pytest.approx(math.sqrt(3))
 
 
-def test_hubs_default_names_come_from_taxonomy():
+def test_hubs_names_are_required_never_guessed_from_the_size():
     R = np.eye(10)
     R[0, 9] = R[9, 0] = 0.5
-    h = M.hubs(R, k=2)
+    h = M.hubs(R, BASIC_VALUES, k=2)
     assert h.top == ("self_direction", "universalism")
-    with pytest.raises(ValueError, match="values must be given"):
-        M.hubs(np.eye(3))
+    with pytest.raises(ValueError, match="values must name the 10 columns"):
+        M.hubs(R)
+    with pytest.raises(ValueError, match="3 value names for 10 columns"):
+        M.hubs(R, ["a", "b", "c"])
 
 
 def _cos_matrix(names):
@@ -140,19 +143,21 @@ def test_circumplex_consistency_perfect_and_reversed():
     # spot-check the construction: Conformity and Tradition share a slot -> cos 0 = 1
     assert R[BASIC_VALUES.index("conformity"), BASIC_VALUES.index("tradition")] == 1.0
     assert angle("power", radians=True) == pytest.approx(4 * 2 * math.pi / 9)
-    assert M.circumplex_consistency(R, BASIC_VALUES) == pytest.approx(1.0)
-    assert M.circumplex_consistency(-R) == pytest.approx(-1.0)
+    assert M.circumplex_consistency(R, SCHWARTZ.angles(BASIC_VALUES)) == pytest.approx(1.0)
+    assert M.circumplex_consistency(-R, SCHWARTZ.angles(BASIC_VALUES)) == pytest.approx(-1.0)
     # opposite of the circumplex on half the pairs only: still positive but below 1
     noisy = R.copy()
     noisy[0, 1:5] = noisy[1:5, 0] = -noisy[0, 1:5]
-    assert 0 < M.circumplex_consistency(noisy) < 1
+    assert 0 < M.circumplex_consistency(noisy, SCHWARTZ.angles(BASIC_VALUES)) < 1
 
 
 def test_circumplex_consistency_micro_uses_basic_angles():
     R = _cos_matrix(MICRO_VALUES)
     assert R[0, 1] == 1.0  # two self-direction micro-values: same angle
-    assert M.circumplex_consistency(R, MICRO_VALUES) == pytest.approx(1.0)
-    assert math.isnan(M.circumplex_consistency(np.full((10, 10), np.nan)))
+    assert M.circumplex_consistency(R, SCHWARTZ.angles(MICRO_VALUES)) == pytest.approx(1.0)
+    assert math.isnan(
+        M.circumplex_consistency(np.full((10, 10), np.nan), SCHWARTZ.angles(BASIC_VALUES))
+    )
 
 
 def test_weighted_spearman_equals_spearman_of_repeated_rows():

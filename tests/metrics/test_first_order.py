@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 from tests.metrics.helpers import D_HAND, S_POST, S_PRE
-from vat import metrics as M
-from vat.values import (
+from tests.schwartz import (
     BASIC_VALUES,
     MICRO,
     MICRO_VALUES,
+    SCHWARTZ,
 )
+from vat import metrics as M
 
 # The module promises NaN, never RuntimeWarning spam: any leak fails the test.
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
@@ -100,7 +101,7 @@ def test_micro_to_basic_state_hand():
     # hedonism = mean(pleasure, enjoying_life): scene 0 (1 + 3) / 2 = 2, scene 1 only 2 -> 2
     # stimulation = daring: [5, NaN]; every other basic value has no column -> NaN
     S = np.array([[1.0, 3.0, 5.0], [np.nan, 2.0, np.nan]])
-    out = M.micro_to_basic_state(S, ["Pleasure", "enjoying life", "daring"])
+    out = M.micro_to_basic_state(S, SCHWARTZ, ["Pleasure", "enjoying life", "daring"])
     assert out.shape == (2, 10)
     h, s = BASIC_VALUES.index("hedonism"), BASIC_VALUES.index("stimulation")
     np.testing.assert_array_equal(out[:, h], [2.0, 2.0])
@@ -117,7 +118,7 @@ def test_micro_to_basic_state_equal_weight_per_micro_value():
         v = MICRO[m].value
         row.append(counts.get(v, 0))
         counts[v] = counts.get(v, 0) + 1
-    out = M.micro_to_basic_state(np.array([row], dtype=float))
+    out = M.micro_to_basic_state(np.array([row], dtype=float), SCHWARTZ)
     assert out[0, BASIC_VALUES.index("hedonism")] == 0.5  # 2 micro-values
     assert out[0, BASIC_VALUES.index("power")] == 2.0  # 5
     assert out[0, BASIC_VALUES.index("universalism")] == 4.0  # 9

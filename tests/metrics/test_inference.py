@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from tests.schwartz import BASIC_VALUES, SCHWARTZ, angle
 from vat import metrics as M
 from vat.metrics.inference import _hotelling_equal_means
 from vat.metrics.resampling import resample_weights
-from vat.values import BASIC_VALUES, angle
 
 
 def test_fieller_hand():
@@ -71,8 +71,8 @@ def test_min_overlap_guard():
 def test_mantel_finds_a_perfect_circumplex():
     ang = np.array([angle(v, radians=True) for v in BASIC_VALUES])
     R = np.round(np.cos(ang[:, None] - ang[None, :]), 12)  # exact ties where slots repeat
-    assert M.circumplex_consistency(R, BASIC_VALUES) == pytest.approx(1.0)
-    res = M.mantel_circumplex(R, BASIC_VALUES, n_permutations=500, seed=0)
+    assert M.circumplex_consistency(R, SCHWARTZ.angles(BASIC_VALUES)) == pytest.approx(1.0)
+    res = M.mantel_circumplex(R, SCHWARTZ.angles(BASIC_VALUES), n_permutations=500, seed=0)
     assert res.p_value == pytest.approx(1 / 501, abs=2e-3) and abs(res.null_mean) < 0.1
 
 
@@ -109,7 +109,7 @@ def test_vat_json_keeps_infinite_limits():
     rng = np.random.default_rng(2)
     pre = rng.normal(size=(14, 10))
     post = pre + rng.normal(size=(14, 10))
-    r = M.compute_vat(pre, post, "benevolence", n_bootstrap=200, n_permutations=100)
+    r = M.compute_vat(pre, post, "benevolence", SCHWARTZ, n_bootstrap=200, n_permutations=100)
     assert not r.gain_bounded and r.intervals["tau.power"] == (-math.inf, math.inf)
     d = r.to_dict()
     assert d["intervals"]["tau.power"] == ["-inf", "inf"]

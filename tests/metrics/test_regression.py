@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
 
+from tests.schwartz import SCHWARTZ
 from vat.data import BUNDLED, load_items
 from vat.metrics.regression import TARGET_REGRESSOR, referee_regression, register_covariates
 
@@ -75,7 +76,7 @@ def test_errors_name_the_problem():
 
 
 def test_register_covariates_on_bundled_items():
-    items = load_items(BUNDLED)
+    items = load_items(BUNDLED, SCHWARTZ)
     scenes = items.scenes()[:3]
     values = items.values()
     cov = register_covariates(items, scenes, values)

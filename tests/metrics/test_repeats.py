@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from tests.schwartz import SCHWARTZ
 from vat.metrics.repeats import net_of_placebo, stack_runs, summarize_arm
 
 V = [f"v{i}" for i in range(10)]
@@ -141,9 +142,9 @@ def _target_arm(rng, t, S=2, X=30, drift=0.3, gain=1.0, sd=0.4):
 
 
 def test_aggregate_over_targets_point_estimates():
+    from tests.schwartz import BASIC_VALUES as names
     from vat.metrics import compute_vat
     from vat.metrics.over_targets import aggregate_over_targets
-    from vat.values import BASIC_VALUES as names
 
     rng = np.random.default_rng(4)
     arms = [(names[t], _target_arm(rng, t)) for t in (0, 3, 7)]
@@ -158,7 +159,7 @@ def test_aggregate_over_targets_point_estimates():
     assert agg.targets == (names[0], names[3], names[7])
     # each target's debiased nVAT is the single-run one on the seed-averaged shifts (own null draw)
     for name, D in arms:
-        one = compute_vat(np.zeros(D.shape[1:]), D.mean(0), name, names, n_bootstrap=0,
+        one = compute_vat(np.zeros(D.shape[1:]), D.mean(0), name, SCHWARTZ, names, n_bootstrap=0,
                           n_permutations=300)  # fmt: skip
         assert agg.per_target_nvat[name] == pytest.approx(one.nvat_offdiag_excess, abs=0.03)
     with pytest.raises(ValueError, match="at least 2 targets"):

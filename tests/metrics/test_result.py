@@ -8,12 +8,13 @@ import warnings
 import numpy as np
 import pytest
 
-from vat import metrics as M
-from vat.values import (
+from tests.schwartz import (
     BASIC_VALUES,
     MICRO_VALUES,
+    SCHWARTZ,
     UnknownValueError,
 )
+from vat import metrics as M
 
 # The module promises NaN, never RuntimeWarning spam: any leak fails the test.
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
@@ -29,7 +30,9 @@ def _basic_states(seed=0, n=30):
 
 def test_compute_vat_matches_the_pieces():
     pre, post = _basic_states()
-    r = M.compute_vat(pre, post, "Benevolence", n_bootstrap=50, n_permutations=200, seed=3)
+    r = M.compute_vat(
+        pre, post, "Benevolence", SCHWARTZ, n_bootstrap=50, n_permutations=200, seed=3
+    )
     D = M.shift(pre, post)
     t = BASIC_VALUES.index("benevolence")
     assert r.target == "benevolence" and r.level == "basic" and r.n_scenes == 30
@@ -58,19 +61,25 @@ def test_compute_vat_matches_the_pieces():
 def test_compute_vat_names_and_levels():
     pre, post = _basic_states()
     with pytest.raises(UnknownValueError, match="self_direction"):
-        M.compute_vat(pre, post, "kindness", n_bootstrap=0, n_permutations=0)
+        M.compute_vat(pre, post, "kindness", SCHWARTZ, n_bootstrap=0, n_permutations=0)
     with pytest.raises(ValueError, match="columns"):
-        M.compute_vat(pre[:, :3], post[:, :3], "power", n_bootstrap=0, n_permutations=0)
+        M.compute_vat(pre[:, :3], post[:, :3], "power", SCHWARTZ, n_bootstrap=0, n_permutations=0)
     three = ["Power", "achievement", "HEDONISM"]
-    r = M.compute_vat(pre[:, :3], post[:, :3], "power", three, n_bootstrap=0, n_permutations=0)
+    r = M.compute_vat(
+        pre[:, :3], post[:, :3], "power", SCHWARTZ, three, n_bootstrap=0, n_permutations=0
+    )
     assert r.values == ("power", "achievement", "hedonism")
     with pytest.raises(ValueError, match="not among"):
-        M.compute_vat(pre[:, :3], post[:, :3], "security", three, n_bootstrap=0, n_permutations=0)
+        M.compute_vat(
+            pre[:, :3], post[:, :3], "security", SCHWARTZ, three, n_bootstrap=0, n_permutations=0
+        )
     # micro level: 56 columns, target is a micro-value
     rng = np.random.default_rng(1)
     pre_m = rng.normal(size=(12, 56))
     post_m = pre_m + rng.normal(size=(12, 56))
-    r = M.compute_vat(pre_m, post_m, "Helpful", MICRO_VALUES, n_bootstrap=20, n_permutations=50)
+    r = M.compute_vat(
+        pre_m, post_m, "Helpful", SCHWARTZ, MICRO_VALUES, n_bootstrap=20, n_permutations=50
+    )
     assert r.level == "micro" and r.target == "helpful" and len(r.R) == 56
     assert -1 <= r.circumplex_consistency <= 1
 
@@ -80,7 +89,7 @@ def test_compute_vat_skips_and_json_round_trip_with_nan_as_null():
     post[:, BASIC_VALUES.index("power")] = pre[:, BASIC_VALUES.index("power")]  # G = 0 exactly
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        r = M.compute_vat(pre, post, "power", n_bootstrap=0, n_permutations=0)
+        r = M.compute_vat(pre, post, "power", SCHWARTZ, n_bootstrap=0, n_permutations=0)
     assert r.gain == 0.0 and r.gain_too_small
     assert math.isnan(r.gnd_l1) and all(math.isnan(x) for x in r.tau.values())
     # every resampling interval is NaN without resamples (d_z's interval is analytic)
@@ -117,7 +126,7 @@ def test_recovers_planted_structure():
     for v in ("power", "achievement", "security"):
         D[:, values.index(v)] += 0.8 * z
     res = M.compute_vat(
-        S_pre, S_pre + D, "benevolence", n_bootstrap=500, n_permutations=2000, seed=0
+        S_pre, S_pre + D, "benevolence", SCHWARTZ, n_bootstrap=500, n_permutations=2000, seed=0
     )
     lo, hi = res.intervals["gain"]
     assert lo < 1.0 < hi and abs(res.gain - 1.0) < 0.1

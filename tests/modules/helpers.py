@@ -8,6 +8,7 @@ from functools import partial
 
 import torch
 
+from tests.schwartz import SCHWARTZ
 from vat.data import BUNDLED, load_items
 from vat.data.collate import PreferenceCollator
 from vat.data.datasets import PreferenceDataset
@@ -21,7 +22,7 @@ LORA = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"}
 def pair_batch(tiny_dir, train_prompt):
     """(the collated batch of the first 4 pairs, the dataset, the collator)."""
     tok = load_tokenizer(ModelSpec(name="tiny", pretrained=str(tiny_dir)))
-    ds = PreferenceDataset(load_items(BUNDLED), "benevolence", tok, train_prompt)
+    ds = PreferenceDataset(load_items(BUNDLED, SCHWARTZ), "benevolence", tok, train_prompt)
     collate = PreferenceCollator(pad_token_id=tok.pad_token_id)
     return collate([ds[i] for i in range(4)]), ds, collate
 

@@ -11,6 +11,7 @@ import torch
 from hydra.utils import get_class, instantiate
 
 from tests.modules.helpers import perturb_lora
+from tests.schwartz import SCHWARTZ
 from vat import losses as L
 
 LORA = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"}
@@ -24,7 +25,7 @@ def pairs(tiny_dir, train_prompt):
     from vat.models import ModelSpec, load_tokenizer
 
     tok = load_tokenizer(ModelSpec(name="tiny", pretrained=str(tiny_dir)))
-    ds = PreferenceDataset(load_items(BUNDLED), "benevolence", tok, train_prompt)
+    ds = PreferenceDataset(load_items(BUNDLED, SCHWARTZ), "benevolence", tok, train_prompt)
     return ds, PreferenceCollator(pad_token_id=tok.pad_token_id)
 
 

@@ -2,7 +2,6 @@
 
 import pytest
 
-from vat.data import ItemSet
 from vat.forward import encode_pair
 from vat.models import ModelSpec, load
 from vat.probes import Request
@@ -19,7 +18,7 @@ def held_small(items):
     """The first three held-out scenes of the bundled set (60 items)."""
     held = items.heldout()
     scenes = held.scenes()[:3]
-    return ItemSet(tuple(it for it in held if it.scene_id in scenes))
+    return held.subset(it for it in held if it.scene_id in scenes)
 
 
 @pytest.fixture(scope="module")

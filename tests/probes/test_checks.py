@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from tests.schwartz import SCHWARTZ
 from vat.probes.base import ProbeResult
 from vat.probes.checks import probe_agreement, probe_checks
 from vat.report.checks import check_warnings, checks_lines
@@ -27,7 +28,7 @@ def _result(prefs, mass=None, fwd=None, rev=None):
         items["rating_forward"], items["rating_reverse"] = fwd, rev
     sign = items.polarity.map({"express": 1.0, "suppress": -1.0})
     units = items[["scene_id", "value", "micro_value"]].assign(score=sign * items.pref)
-    return ProbeResult("judgment", items, units)
+    return ProbeResult("judgment", items, units, taxonomy=SCHWARTZ)
 
 
 def test_pair_accuracy_mass_and_order_gap_by_hand():

@@ -27,6 +27,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from tests.overrides import FAST
+from tests.schwartz import SCHWARTZ
 from vat.data import BUNDLED, ItemSet, load_items
 from vat.models import ModelSpec, load
 from vat.probes import JudgmentProbe, LikelihoodProbe
@@ -38,9 +39,9 @@ TOL = 1e-5
 
 def _items() -> ItemSet:
     """3 held-out scenes minus one item: 59 items, shares that cannot be equal on 2 ranks."""
-    held = load_items(BUNDLED).heldout()
+    held = load_items(BUNDLED, SCHWARTZ).heldout()
     scenes = held.scenes()[:3]
-    return ItemSet(tuple(it for it in held if it.scene_id in scenes)[1:])
+    return held.subset(tuple(it for it in held if it.scene_id in scenes)[1:])
 
 
 def _probes() -> dict:

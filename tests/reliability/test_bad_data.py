@@ -30,7 +30,8 @@ import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from vat import values as V
+from tests import schwartz as V
+from tests.schwartz import SCHWARTZ
 from vat.data import BUNDLED, DataError, ItemSet, bundled_path, load_items
 from vat.data.schema import ITEM_FIELDS, POLARITIES
 from vat.preflight import check_items
@@ -52,7 +53,7 @@ TRIED: Counter = Counter()
 # ------------------------------------------------------------------------------ the valid data
 @functools.cache
 def _bundled_scenes() -> tuple[str, ...]:
-    lines = bundled_path().read_text(encoding="utf-8").splitlines()
+    lines = bundled_path(SCHWARTZ).read_text(encoding="utf-8").splitlines()
     return tuple(t for t in lines if json.loads(t)["scene_id"] in SCENES)
 
 
@@ -365,7 +366,7 @@ def check_items_valid(items: ItemSet) -> None:
 
 def load(path: Path, on_invalid: str) -> ItemSet | DataError:
     try:
-        return load_items(str(path), on_invalid=on_invalid)
+        return load_items(str(path), SCHWARTZ, on_invalid=on_invalid)
     except DataError as e:
         return e
 
@@ -465,13 +466,13 @@ def test_empty_files_name_the_file(tmp_path, name, content, needle, on_invalid):
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(DataError) as e:
-        load_items(str(path), on_invalid=on_invalid)
+        load_items(str(path), SCHWARTZ, on_invalid=on_invalid)
     assert str(e.value).startswith(f"{path}: ") and needle in str(e.value)
 
 
 def test_missing_file_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match=r"nope\.csv: file not found"):
-        load_items(str(tmp_path / "nope.csv"))
+        load_items(str(tmp_path / "nope.csv"), SCHWARTZ)
 
 
 @pytest.mark.parametrize(
@@ -486,7 +487,7 @@ def test_missing_file_is_a_data_error(tmp_path):
         ('"action": ' + "9" * 5000, None, "invalid JSON (Exceeds the limit"),
         ('"action": ' + "[" * 5000 + "]" * 5000, None, "invalid JSON (nested too deeply)"),
         ('"polarity": "sideways"', "polarity", "unknown polarity 'sideways'; expected one of"),
-        ('"micro_value": 7', "micro_value", "unknown micro-value '7'; expected one of"),
+        ('"micro_value": 7', "micro_value", "unknown schwartz micro-value '7'; expected one of"),
         (
             '"polarity": "suppress", "polarity": "express"',
             None,
@@ -502,10 +503,10 @@ def test_row_errors_name_file_line_field_and_what_was_expected(tmp_path, raw, fi
     lines[4] = dump(rows[4])[:-1] + b", " + raw.encode() + b"}"  # line 5 gets the raw JSON
     path.write_bytes(b"\n".join(lines))
     with pytest.raises(DataError) as e:
-        load_items(str(path))
+        load_items(str(path), SCHWARTZ)
     where = f"{path}:5:" + (f" field '{field_}':" if field_ else "")
     assert str(e.value).startswith(where) and needle in str(e.value), str(e.value)[:300]
-    skipped = load_items(str(path), on_invalid="skip").report
+    skipped = load_items(str(path), SCHWARTZ, on_invalid="skip").report
     assert (5, field_) in {(d.line, d.field) for d in skipped.dropped}
     assert skipped.n_items + skipped.n_dropped == skipped.n_rows == len(rows)
 
@@ -519,8 +520,8 @@ def test_csv_unclosed_quote_costs_one_row_not_the_rest_of_the_file(tmp_path):
     with pytest.raises(
         DataError, match=r"a\.csv:4: a quoted field opened on this line runs on into line"
     ):
-        load_items(str(path))
-    rep = load_items(str(path), on_invalid="skip").report
+        load_items(str(path), SCHWARTZ)
+    rep = load_items(str(path), SCHWARTZ, on_invalid="skip").report
     assert rep.n_rows == 60 and rep.n_items == 58 and rep.n_dropped == 2  # the row and its partner
     assert rep.dropped[0].line == 4
 
@@ -529,7 +530,7 @@ def test_csv_quoted_line_breaks_still_load(tmp_path):
     """The unclosed-quote guard does not reject real multi-line fields, even in the first column."""
     rows = [{"scenario": r.pop("scenario") + "\nSecond line, with a comma.", **r}
             for r in base_rows(False)]  # fmt: skip
-    items = load_items(str(write(tmp_path / "a.csv", rows)))
+    items = load_items(str(write(tmp_path / "a.csv", rows)), SCHWARTZ)
     assert len(items) == 60 and items.items[0].scenario.endswith("\nSecond line, with a comma.")
     assert items.items[1].id == rows[1]["id"]
 
@@ -550,7 +551,7 @@ def test_csv_broken_header(tmp_path, line, needle):
     path.write_bytes(line + b"\n" + path.read_bytes().split(b"\n", 1)[1])
     for policy in ("error", "skip"):
         with pytest.raises(DataError, match=needle):
-            load_items(str(path), on_invalid=policy)
+            load_items(str(path), SCHWARTZ, on_invalid=policy)
 
 
 def test_csv_stray_carriage_return_and_huge_field(tmp_path):
@@ -561,8 +562,8 @@ def test_csv_stray_carriage_return_and_huge_field(tmp_path):
     lines[5] = lines[5].replace(b",", b',"' + b"z" * 140_000, 1)  # over csv's field size limit
     path.write_bytes(b"\n".join(lines))
     with pytest.raises(DataError, match=r"a\.csv:3: malformed CSV \(new-line character"):
-        load_items(str(path))
-    rep = load_items(str(path), on_invalid="skip").report
+        load_items(str(path), SCHWARTZ)
+    rep = load_items(str(path), SCHWARTZ, on_invalid="skip").report
     assert {2, 5} <= {d.line - 1 for d in rep.dropped}  # header is line 1
     assert rep.n_rows == 60 and rep.n_items + rep.n_dropped == 60
 
@@ -575,13 +576,13 @@ def test_split_column_errors_name_the_file(tmp_path):
         DataError,
         match=rf"^{re.escape(str(path))}: field 'split': 1 of 60 items have no split \(e\.g\. ids \['scene_000/",
     ):
-        load_items(str(path))
+        load_items(str(path), SCHWARTZ)
     rows = [r for r in base_rows(False) if r["scene_id"] == SCENES[0]]
     path = write(tmp_path / "b.jsonl", rows)
     with pytest.raises(
         DataError, match=rf"^{re.escape(str(path))}: field 'scene_id': need at least 2 scenes"
     ):
-        load_items(str(path))
+        load_items(str(path), SCHWARTZ)
 
 
 # ------------------------------------------------------------------------------ held-out split
@@ -591,7 +592,7 @@ def test_heldout_missing_a_value_only_in_train_scenes(tmp_path):
         r for r in base_rows(True) if not (r["scene_id"] == SCENES[0] and r["value"] == "power")
     ]
     path = write(tmp_path / "a.jsonl", rows)
-    items = load_items(str(path))
+    items = load_items(str(path), SCHWARTZ)
     with pytest.raises(DataError) as e:
         check_items(items, "benevolence")
     msg = str(e.value)
@@ -606,7 +607,7 @@ def test_heldout_missing_a_value_only_in_train_scenes(tmp_path):
 
 def test_heldout_missing_a_value_absent_from_the_data(tmp_path):
     rows = [r for r in base_rows(False) if r["value"] not in ("power", "hedonism")]
-    items = load_items(str(write(tmp_path / "a.jsonl", rows)), test_fraction=0.3, seed=0)
+    items = load_items(str(write(tmp_path / "a.jsonl", rows)), SCHWARTZ, test_fraction=0.3, seed=0)
     with pytest.raises(DataError) as e:
         items.heldout()
     msg = str(e.value)
@@ -625,7 +626,7 @@ def test_heldout_empty_when_the_split_column_has_no_test_scene(tmp_path):
         DataError,
         match=rf"^{re.escape(str(path))}: field 'split': the held-out \(test\) split is empty",
     ):
-        check_items(load_items(str(path)), "benevolence")
+        check_items(load_items(str(path), SCHWARTZ), "benevolence")
 
 
 def test_preflight_target_without_train_pairs(tmp_path):
@@ -633,7 +634,7 @@ def test_preflight_target_without_train_pairs(tmp_path):
     rows = [
         r for r in base_rows(True) if not (r["scene_id"] != SCENES[0] and r["value"] == "power")
     ]
-    items = load_items(str(write(tmp_path / "a.jsonl", rows)))
+    items = load_items(str(write(tmp_path / "a.jsonl", rows)), SCHWARTZ)
     assert check_items(items, "benevolence")["n_heldout_scenes"] == 1
     with pytest.raises(
         ValueError, match="value=power: the train split has no express/suppress pair"
@@ -642,5 +643,5 @@ def test_preflight_target_without_train_pairs(tmp_path):
 
 
 def test_bundled_still_loads_clean():
-    items = load_items(BUNDLED)
+    items = load_items(BUNDLED, SCHWARTZ)
     assert items.report.n_dropped == 0 and len(items) == items.report.n_rows == 960

@@ -8,8 +8,8 @@ import warnings
 import numpy as np
 import pytest
 
+from tests.schwartz import BASIC_VALUES, SCHWARTZ
 from vat import metrics as M
-from vat.values import BASIC_VALUES
 
 
 @pytest.mark.parametrize("gain", [0.0, 1e-9, -4e-4, 9.9e-4])
@@ -22,7 +22,14 @@ def test_gain_below_eps_gives_nan_tax_with_a_flag(gain):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no divide-by-zero or invalid-value warnings either
         r = M.compute_vat(
-            pre, post, "security", eps=1e-3, eps_units="score", n_bootstrap=50, n_permutations=50
+            pre,
+            post,
+            "security",
+            SCHWARTZ,
+            eps=1e-3,
+            eps_units="score",
+            n_bootstrap=50,
+            n_permutations=50,
         )
     assert r.gain == pytest.approx(gain, abs=1e-12) and r.gain_too_small
     assert math.isnan(r.gnd_l1) and all(math.isnan(x) for x in r.tau.values())
@@ -39,6 +46,13 @@ def test_gain_just_above_eps_is_finite():
     t = BASIC_VALUES.index("security")
     post[:, t] = pre[:, t] + 2e-3
     r = M.compute_vat(
-        pre, post, "security", eps=1e-3, eps_units="score", n_bootstrap=0, n_permutations=0
+        pre,
+        post,
+        "security",
+        SCHWARTZ,
+        eps=1e-3,
+        eps_units="score",
+        n_bootstrap=0,
+        n_permutations=0,
     )
     assert not r.gain_too_small and math.isfinite(r.gnd_l1)

@@ -9,22 +9,24 @@ import pandas as pd
 import pytest
 
 from tests.report.helpers import NOISY, TARGET, states
+from tests.schwartz import BASIC_VALUES, SCHWARTZ
 from vat.metrics import VATResult, compute_vat, stability
 from vat.report import gain_tax_point, make_figures, write_report
-from vat.values import BASIC_VALUES
 
 
 @pytest.fixture(scope="package")
 def result() -> VATResult:
     pre, post = states()
-    return compute_vat(pre, post, TARGET, n_bootstrap=200, n_permutations=2000, seed=0)
+    return compute_vat(pre, post, TARGET, SCHWARTZ, n_bootstrap=200, n_permutations=2000, seed=0)
 
 
 @pytest.fixture(scope="package")
 def flat_result() -> VATResult:
     """S_post == S_pre: no gain, so every ratio is undefined."""
     pre, _ = states()
-    return compute_vat(pre, pre.copy(), TARGET, n_bootstrap=50, n_permutations=500, seed=0)
+    return compute_vat(
+        pre, pre.copy(), TARGET, SCHWARTZ, n_bootstrap=50, n_permutations=500, seed=0
+    )
 
 
 @pytest.fixture(scope="package")

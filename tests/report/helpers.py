@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vat.values import BASIC_VALUES
+from tests.schwartz import BASIC_VALUES
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TARGET = "benevolence"

@@ -10,8 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests import schwartz as V
 from tests.overrides import FAST as TINY
-from vat import values as V
+from tests.schwartz import SCHWARTZ
 from vat.report.arms import cell_states
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,7 +73,7 @@ def _fake_cells(
     from vat.data import BUNDLED, load_items
     from vat.probes.base import ProbeResult
 
-    held = load_items(BUNDLED).heldout()
+    held = load_items(BUNDLED, SCHWARTZ).heldout()
     units = pd.DataFrame([{"scene_id": it.scene_id, "value": it.value,
                            "micro_value": it.micro_value} for it in held if it.polarity == "express"])  # fmt: skip
     rng = np.random.default_rng(0)

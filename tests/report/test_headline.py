@@ -6,6 +6,7 @@ import math
 import re
 
 from tests.report.helpers import TARGET, states
+from tests.schwartz import SCHWARTZ
 from vat.metrics import VATResult, compute_vat
 from vat.report import (
     summary_table,
@@ -44,7 +45,7 @@ def _significant_holm(result: VATResult, alpha: float) -> list[bool]:
 def test_report_of_a_result_without_resampling() -> None:
     """n_bootstrap = n_permutations = 0: no intervals, no tests, and the report says so."""
     pre, post = states()
-    r = compute_vat(pre, post, TARGET, n_bootstrap=0, n_permutations=0, seed=0)
+    r = compute_vat(pre, post, TARGET, SCHWARTZ, n_bootstrap=0, n_permutations=0, seed=0)
     text = interpretation(r)
     assert "significant" not in text and "noise floor" in text  # "no permutation null" wording
     from vat.report import methods_paragraph

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from tests.report.helpers import NOISY, TARGET, assert_png
+from tests.schwartz import BASIC, BASIC_VALUES, SCHWARTZ
 from vat.metrics import VATResult, compute_vat
 from vat.report import (
     gain_tax_point,
@@ -19,7 +20,6 @@ from vat.report import (
     write_report,
 )
 from vat.report.format import fmt, fmt_interval, fmt_p
-from vat.values import BASIC, BASIC_VALUES
 
 
 def test_report_contents(result: VATResult, report_dir: Path) -> None:
@@ -127,7 +127,7 @@ def test_weak_gain_prints_unbounded_ratios_and_claims_nothing(tmp_path: Path) ->
     pre = rng.normal(size=(14, len(BASIC_VALUES)))
     post = pre + rng.normal(scale=0.3, size=pre.shape)
     post[:, BASIC_VALUES.index(TARGET)] += 0.05  # G = -0.095 [-0.250, 0.061]
-    r = compute_vat(pre, post, TARGET, n_bootstrap=200, n_permutations=200, seed=0)
+    r = compute_vat(pre, post, TARGET, SCHWARTZ, n_bootstrap=200, n_permutations=200, seed=0)
     lo, hi = r.intervals["gain"]
     assert lo <= 0 <= hi and not r.gain_bounded
     assert all(math.isinf(a) and math.isinf(b) for k, (a, b) in r.intervals.items()

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from tests.schwartz import SCHWARTZ
 from vat.sweep.manifest import update_manifest
 
 
@@ -15,7 +16,7 @@ def _fake_cell(sweep, name, value, method, status="done", kind="prompting", seed
     """A finished cell as train.py writes it, with real metrics on synthetic states."""
     import numpy as np
 
-    from vat import values as V
+    from tests import schwartz as V
     from vat.metrics import compute_vat
 
     d = sweep / name
@@ -34,7 +35,7 @@ def _fake_cell(sweep, name, value, method, status="done", kind="prompting", seed
         post = pre + 0.05 * k * rng.normal(size=pre.shape)
         post[:, V.BASIC_VALUES.index(value)] += 0.1 * k
         res = compute_vat(
-            pre, post, value, V.BASIC_VALUES, n_bootstrap=50, n_permutations=50, seed=0
+            pre, post, value, SCHWARTZ, V.BASIC_VALUES, n_bootstrap=50, n_permutations=50, seed=0
         )
         results.append({"strength": k, **res.to_dict()})
     (d / "likelihood").mkdir()

@@ -190,10 +190,12 @@ class VATCallback(L.Callback):
         from vat.report import plot_coupling, plot_shift_circumplex
 
         fig_dir = self.out_dir / "figures" / f"step{step:07d}"
-        figs = {
-            "coupling": plot_coupling(res, fig_dir / f"{name}_coupling.png"),
-            "shift_circumplex": plot_shift_circumplex(res, fig_dir / f"{name}_shift.png"),
-        }
+        figs = {"coupling": plot_coupling(res, fig_dir / f"{name}_coupling.png")}
+        tax = self.heldout.taxonomy
+        if tax.structure_kind == "circle":  # a radar plot only where the taxonomy has a circle
+            figs["shift_circumplex"] = plot_shift_circumplex(
+                res, fig_dir / f"{name}_shift.png", tax
+            )
         for lg in wandb_loggers:
             try:
                 for fig, path in figs.items():  # one key per figure: W&B wants equal sizes per key

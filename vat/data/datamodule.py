@@ -21,7 +21,6 @@ from typing import Any, ClassVar
 
 import lightning as L
 
-from vat import values as V
 from vat.data import placebo
 from vat.data.collate import PreferenceCollator, SFTCollator
 from vat.data.datasets import PreferenceDataset, SFTDataset
@@ -42,6 +41,7 @@ class TrainingDataModule(L.LightningDataModule):
                  **dataset_args: Any) -> None:  # fmt: skip
         super().__init__()
         prompt = prompt if isinstance(prompt, TrainPrompt) else TrainPrompt(**prompt)
+        prompt.check_names(items.taxonomy)
         self.dataset = self.dataset_class(items, target, tokenizer, prompt, train_data=train_data,
                                           placebo_seed=int(seed), **dataset_args)  # fmt: skip
         self.collate = self.collator_class(pad_token_id=tokenizer.pad_token_id)
@@ -76,5 +76,5 @@ class PreferenceDataModule(TrainingDataModule):
         anchors = getattr(self.dataset, "anchor_examples", None)
         if anchors:
             out["anchor"] = {"pairs": len(anchors),
-                             "values": sorted({V.BASIC_VALUES[e["value"]] for e in anchors})}  # fmt: skip
+                             "values": sorted({self.dataset.value_names[e["value"]] for e in anchors})}  # fmt: skip
         return out

@@ -19,7 +19,6 @@ import logging
 
 from torch.utils.data import Dataset
 
-from vat import values as V
 from vat.data import placebo
 from vat.data.items import ItemSet
 from vat.data.prompt import TrainPrompt
@@ -64,7 +63,7 @@ class SFTDataset(Dataset):
                  train_data: str = "target", placebo_seed: int = 0):  # fmt: skip
         _check_kind(train_data, placebo.SFT_KINDS, "SFT")
         self.prompt = prompt
-        self.target = V.normalize_value(target)
+        self.target = items.taxonomy.normalize_value(target)
         self.train_data = train_data
         # `.train()` keeps split == "train" only: held-out items are never trained on.
         self.items: tuple[Item, ...] = items.train(self.target).where(polarity="express").items
@@ -115,7 +114,8 @@ class PreferenceDataset(Dataset):
                  anchor_per_pair: int = 0):  # fmt: skip
         _check_kind(train_data, placebo.PREFERENCE_KINDS, "preference")
         self.prompt = prompt
-        self.target = V.normalize_value(target)
+        self.value_names = items.taxonomy.value_names  # a pair's "value" is its index here
+        self.target = items.taxonomy.normalize_value(target)
         self.train_data = train_data
         self.pairs: list[tuple[Item, Item]] = items.train(self.target).pairs()
         if not self.pairs:
@@ -159,7 +159,7 @@ class PreferenceDataset(Dataset):
                     "index": start + i,
                     "chosen_id": c.id,
                     "rejected_id": r.id,
-                    "value": V.BASIC_VALUES.index(V.normalize_value(c.value)),
+                    "value": self.value_names.index(c.value),
                 }
             )
         _warn_truncated("preference", n_cut, len(pairs), self.prompt.max_length)

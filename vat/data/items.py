@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from vat import values as V
 from vat.data.register import RegisterReport, register_report
 from vat.data.schema import DataError, Item, LoadReport
+from vat.taxonomy import Taxonomy
 
 
 @dataclass(frozen=True)
 class ItemSet:
+    """Items of one value system: ``taxonomy`` names their values and micro-values."""
+
     items: tuple[Item, ...]
+    taxonomy: Taxonomy
     report: LoadReport | None = None
 
     def __len__(self) -> int:
@@ -24,14 +27,18 @@ class ItemSet:
     # ------------------------------------------------------------------ selections
     def where(self, *, split: str | None = None, value: str | None = None,
               polarity: str | None = None) -> ItemSet:  # fmt: skip
-        v = V.normalize_value(value) if value is not None else None
+        v = self.taxonomy.normalize_value(value) if value is not None else None
         keep = tuple(
             it for it in self.items
             if (split is None or it.split == split)
             and (v is None or it.value == v)
             and (polarity is None or it.polarity == polarity)
         )  # fmt: skip
-        return ItemSet(keep, self.report)
+        return self.subset(keep)
+
+    def subset(self, items) -> ItemSet:
+        """These items' taxonomy and load report over other items (a selection of them)."""
+        return ItemSet(tuple(items), self.taxonomy, self.report)
 
     def train(self, value: str | None = None) -> ItemSet:
         """Train-split items, optionally of one target value (SFT targets, DPO pairs)."""
@@ -49,7 +56,7 @@ class ItemSet:
             raise DataError(source, None, "split",
                             "the held-out (test) split is empty; raise data.test_fraction or give "
                             "some scenes split=test")  # fmt: skip
-        missing = [v for v in V.BASIC_VALUES if v not in held.values()]
+        missing = [v for v in self.taxonomy.value_names if v not in held.values()]
         if missing:
             raise DataError(source, None, "value", self._missing_values_reason(missing, held))
         return held
@@ -86,11 +93,11 @@ class ItemSet:
 
     def values(self) -> list[str]:
         present = {it.value for it in self.items}
-        return [v for v in V.BASIC_VALUES if v in present]
+        return [v for v in self.taxonomy.value_names if v in present]
 
     def micro_values(self) -> list[str]:
         present = {it.micro_value for it in self.items}
-        return [m for m in V.MICRO_VALUES if m in present]
+        return [m for m in self.taxonomy.micro_names if m in present]
 
     def describe(self) -> str:
         """One-paragraph summary: counts per split, scenes, countries, domains, values, micro-values."""

@@ -15,11 +15,11 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from vat import values as V
 from vat.data.items import ItemSet
 from vat.data.readers import BUNDLED, bundled_path, read_hf, read_rows
 from vat.data.schema import DataError, Item, LoadReport, OnInvalid
 from vat.data.splits import assign_splits
+from vat.taxonomy import Taxonomy, UnknownValueError
 
 #: Source column per item field. ``None`` means the field is derived (see `rows_to_items`).
 DEFAULT_COLUMNS: dict[str, str | None] = {
@@ -41,7 +41,7 @@ DEFAULT_POLARITY: dict[str, list[str]] = {
 }
 DEFAULT_SCENARIO_TEMPLATE = "Someone in {country} faces a situation concerning {domain}."
 
-_REQUIRED = ("country", "domain", "micro_value", "polarity", "action")
+_REQUIRED = ("country", "domain", "polarity", "action")  # and micro_value or value (below)
 _TEXT = ("country", "domain", "scenario", "action")
 _INF = (math.inf, -math.inf)
 
@@ -68,8 +68,12 @@ def row_to_item(
     columns: Mapping[str, str | None],
     polarity: Mapping[str, str],
     scenario_template: str,
+    taxonomy: Taxonomy,
 ) -> Item:
-    """Validate one raw row and turn it into an `Item`; raises `DataError` naming line and field."""
+    """Validate one raw row and turn it into an `Item`; raises `DataError` naming line and field.
+
+    Names are checked against ``taxonomy``. ``micro_value`` gives the value; a row of a taxonomy
+    whose values have no sub-items may give ``value`` alone (the value is its own micro-value)."""
 
     def err(field_: str, reason: str) -> DataError:
         return DataError(source, line, field_, reason)
@@ -104,18 +108,24 @@ def row_to_item(
     for k in _REQUIRED:
         if f.get(k) is None:
             raise err(k, f"missing (expected column {columns.get(k)!r})")
-    try:
-        micro = V.normalize_micro_value(f["micro_value"])
-    except V.UnknownValueError as e:
-        raise err("micro_value", str(e)) from None
-    value = V.MICRO[micro].value
+    given = None
     if f.get("value") is not None:
         try:
-            given = V.normalize_value(f["value"])
-        except V.UnknownValueError as e:
+            given = taxonomy.normalize_value(f["value"])
+        except UnknownValueError as e:
             raise err("value", str(e)) from None
-        if given != value:
-            raise err("micro_value", f"{micro!r} belongs to {value!r}, not to {given!r}")
+    if f.get("micro_value") is None:
+        if given is None or taxonomy.micro_values_of(given) != (given,):
+            raise err("micro_value", f"missing (expected column {columns.get('micro_value')!r}"
+                      + ("" if given is None else f"; {given!r} has sub-items") + ")")  # fmt: skip
+        f["micro_value"] = given
+    try:
+        micro = taxonomy.normalize_micro_value(f["micro_value"])
+    except UnknownValueError as e:
+        raise err("micro_value", str(e)) from None
+    value = taxonomy.value_of(micro)
+    if given is not None and given != value:
+        raise err("micro_value", f"{micro!r} belongs to {value!r}, not to {given!r}")
     pol = polarity.get(f["polarity"].lower())
     if pol is None:
         raise err(
@@ -160,6 +170,7 @@ def rows_to_items(
     polarity: Mapping[str, list[str]] | None = None,
     scenario_template: str = DEFAULT_SCENARIO_TEMPLATE,
     on_invalid: OnInvalid | str = OnInvalid.error,
+    taxonomy: Taxonomy,
 ) -> tuple[list[Item], LoadReport]:
     """Validate rows into items: per row, then duplicate ids, one scenario per scene, pairing."""
     policy = OnInvalid(getattr(on_invalid, "value", on_invalid))
@@ -185,7 +196,7 @@ def rows_to_items(
             fail(row)
             continue
         try:
-            item = row_to_item(row, line, source, columns, lookup, scenario_template)
+            item = row_to_item(row, line, source, columns, lookup, scenario_template, taxonomy)
             if item.id in seen_ids:
                 raise DataError(
                     source,
@@ -239,6 +250,7 @@ def _no_items(report: LoadReport) -> str:
 # --------------------------------------------------------------------------------- entry point
 def load_items(
     source: str,
+    taxonomy: Taxonomy,
     *,
     format: str = "auto",  # noqa: A002 - the config key users write
     hf_split: str = "train",
@@ -254,20 +266,22 @@ def load_items(
 ) -> ItemSet:
     """Load, validate and split a scenario-action dataset; the `data` config node builds this.
 
-    `source` is ``"bundled"``, a local file (``format`` from its suffix unless given), or with
+    Values and micro-values are checked against ``taxonomy``. `source` is ``"bundled"`` (the
+    taxonomy's bundled items), a local file (``format`` from its suffix unless given), or with
     ``format="hf"`` a Hugging Face dataset id or builder (``"json"`` plus ``data_files``).
     """
     if format == "hf":
         rows = read_hf(source, hf_split, revision, data_files)
         name = source if data_files is None else f"{source}:{data_files}"
     else:
-        rows = read_rows(source, format)
-        name = str(bundled_path() if source == BUNDLED else source)
+        path = bundled_path(taxonomy) if source == BUNDLED else source
+        rows = read_rows(str(path), format)
+        name = str(path)
     items, report = rows_to_items(
         rows, name, columns=columns, polarity=polarity,
-        scenario_template=scenario_template, on_invalid=on_invalid,
+        scenario_template=scenario_template, on_invalid=on_invalid, taxonomy=taxonomy,
     )  # fmt: skip
     items = assign_splits(
         items, test_fraction=test_fraction, seed=seed, use_column=use_split_column, source=name
     )
-    return ItemSet(tuple(items), report)
+    return ItemSet(tuple(items), taxonomy, report)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
-from vat import values as V
 from vat.data.items import ItemSet
 from vat.data.schema import Item
 
@@ -142,11 +141,11 @@ def neutral_items(items: list[Item], seed: int) -> list[Item]:
     return out
 
 
-def names_a_value(text: str) -> str | None:
-    """The first value or micro-value name in `text` (whole words, any case), or None."""
+def names_a_value(text: str, taxonomy) -> str | None:
+    """The first value or micro-value label of ``taxonomy`` in `text` (whole words, any case)."""
     import re
 
-    names = [v.label for v in V.BASIC.values()] + [m.label for m in V.MICRO.values()]
+    names = [v.label for v in taxonomy.values] + [m.label for m in taxonomy.micro]
     low = text.lower()
     for name in names:
         if re.search(r"\b" + re.escape(name.lower()) + r"\b", low):

@@ -24,7 +24,6 @@ import string
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from vat import values as V
 from vat.data.schema import Item
 from vat.forward import encode_pair
 from vat.prompts import PLAIN_ANSWER_PREFIX, render
@@ -36,17 +35,14 @@ __all__ = ["TrainPrompt"]
 _ENCODING_VERSION = 1
 
 
-def _value_name_pattern() -> re.Pattern[str]:
-    """Whole-word, case-insensitive match of any basic value's label or name in any spelling."""
+def _value_name_pattern(taxonomy) -> re.Pattern[str]:
+    """Whole-word, case-insensitive match of any of ``taxonomy``'s value labels in any spelling."""
     alts = []
-    for v in V.BASIC.values():
+    for v in taxonomy.values:
         # "Self-Direction", "self direction", "self_direction" all name the same value.
         words = re.split(r"[\s\-_]+", v.label)
         alts.append(r"[\s\-_]*".join(map(re.escape, words)))
     return re.compile(r"\b(?:" + "|".join(alts) + r")\b", re.IGNORECASE)
-
-
-_VALUE_NAME = _value_name_pattern()
 
 
 @dataclass
@@ -55,7 +51,7 @@ class TrainPrompt:
 
     Args:
         template: the user turn; must contain ``{scenario}`` and no other field, and must not name a
-            Schwartz value (training teaches the value without telling the model which one).
+            value of the taxonomy (`check_names`) (training teaches the value without telling the model which one).
         use_chat_template: render the template as the user turn of the tokenizer's chat template
             with the generation prompt; the action is the assistant reply. Base models without a
             chat template need ``False``.
@@ -80,14 +76,17 @@ class TrainPrompt:
                 f"train prompt template may use only {{scenario}}, got fields {sorted(names)}; "
                 "the training prompt must not carry the value, micro-value or action"
             )
-        named = _VALUE_NAME.search(self.template)
+        if self.max_length < 2:
+            raise ValueError(f"train prompt max_length must be >= 2, got {self.max_length}")
+
+    def check_names(self, taxonomy) -> None:
+        """The template must not name a value of ``taxonomy`` (a `vat.taxonomy.Taxonomy`)."""
+        named = _value_name_pattern(taxonomy).search(self.template)
         if named:
             raise ValueError(
                 f"train prompt template names the value {named.group(0)!r}; training teaches the "
                 "value without being told, so the template must not mention it"
             )
-        if self.max_length < 2:
-            raise ValueError(f"train prompt max_length must be >= 2, got {self.max_length}")
 
     # ---------------------------------------------------------------------------- text
     def user_text(self, item: Item) -> str:

@@ -24,9 +24,12 @@ from vat.data.schema import DataError
 BUNDLED = "bundled"  # the source name of the dataset shipped in the package
 
 
-def bundled_path() -> Path:
-    """The bundled dataset file inside the installed package."""
-    return Path(str(resources.files("vat.data") / "bundled" / "vat_bundled.jsonl"))
+def bundled_path(taxonomy) -> Path:
+    """A taxonomy's bundled items file inside the installed package (`Taxonomy.data`)."""
+    if not taxonomy.data:
+        raise DataError("bundled", None, None, f"taxonomy {taxonomy.name!r} has no bundled items; "
+                        "give data.source=<your file> (data=file)")  # fmt: skip
+    return Path(str(resources.files("vat.data") / "bundled" / taxonomy.data))
 
 
 def _decode_lines(path: Path) -> Iterator[tuple[int, str | DataError]]:
@@ -245,7 +248,7 @@ _READERS = {"jsonl": read_jsonl, "json": read_json, "csv": read_csv, "parquet": 
 
 
 def read_rows(source: str, fmt: str = "auto") -> Iterator[tuple[int, dict | DataError]]:
-    path = bundled_path() if source == BUNDLED else Path(source).expanduser()
+    path = Path(source).expanduser()
     if not path.is_file():
         raise DataError(str(path), None, None, "file not found")
     if fmt == "auto":

@@ -22,7 +22,7 @@ class Item:
 
     A scene is one (country, domain, scenario) context. The express and suppress actions of the same
     (scene, micro_value) form a preference pair. `value` and `micro_value` are canonical snake_case
-    names from `vat.values`.
+    names of the items' `vat.taxonomy.Taxonomy`.
     """
 
     id: str

@@ -8,6 +8,7 @@ so a killed evaluation re-run reuses them.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -37,9 +38,13 @@ def score_cached(probe, model, tokenizer, items: ItemSet, ctx: PromptContext | N
     """
     if not use_cache:
         return probe.score(model, tokenizer, items, ctx)
+    # A cached entry is read back with this run's taxonomy: the one it was saved with may be a
+    # file elsewhere (a user's own). Its labels enter the key, since prompts may show them.
+    tax = items.taxonomy
+    labels = [(v.label, v.goal) for v in tax.values] + [(m.label, m.gloss) for m in tax.micro]
     key = fingerprint(
         model_key, items_fingerprint(items), probe.config(), ctx.fingerprint() if ctx else None,
-        SCORING_VERSION,
+        SCORING_VERSION, labels,
     )  # fmt: skip
     target = cache_dir() / "states" / f"{probe.name}-{key}"
     if D.rank_world()[1] > 1:
@@ -50,7 +55,7 @@ def score_cached(probe, model, tokenizer, items: ItemSet, ctx: PromptContext | N
         )
         if cached is not None:
             log.info("pre state from cache: %s", target)
-            return cached
+            return dataclasses.replace(cached, taxonomy=tax)
         result = probe.score(model, tokenizer, items, ctx)
         if D.is_rank_zero():
             with build_once(target) as tmp:
@@ -60,7 +65,7 @@ def score_cached(probe, model, tokenizer, items: ItemSet, ctx: PromptContext | N
     with build_once(target) as tmp:
         if tmp is None:
             log.info("pre state from cache: %s", target)
-            return ProbeResult.load(target)
+            return dataclasses.replace(ProbeResult.load(target), taxonomy=tax)
         result = probe.score(model, tokenizer, items, ctx)
         result.save(tmp)
     return result

@@ -17,7 +17,6 @@ import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from vat import values as V
 from vat.data import ItemSet
 from vat.measure.cache import journal_path, model_key, post_model_id, score_cached
 from vat.metrics import VATResult, compute_vat, stability, to_jsonable
@@ -37,7 +36,7 @@ def metrics_for(
     """`compute_vat` on the pre and post states (rows paired by scene); `metrics` are its kwargs."""
     scenes, names, S_pre = pre.state("value")
     _, _, S_post = post.state("value", scenes)
-    return compute_vat(S_pre, S_post, target, names, **compute_kwargs(metrics))
+    return compute_vat(S_pre, S_post, target, pre.taxonomy, names, **compute_kwargs(metrics))
 
 
 def compute_kwargs(metrics: DictConfig | dict) -> dict:
@@ -55,7 +54,7 @@ def robustness_payload(pre: ProbeResult, post: ProbeResult, target: str, basic: 
         return None
     from vat.metrics.robustness import robustness_checks
 
-    r = robustness_checks(pre, post, target, basic, compute_kwargs(metrics))
+    r = robustness_checks(pre, post, target, basic, compute_kwargs(metrics), pre.taxonomy)
     return {"agreement": to_jsonable(r["agreement"]), "micro": r["micro"].to_dict(),
             "kendall": r["kendall"].to_dict()}  # fmt: skip
 
@@ -79,7 +78,7 @@ def measure(cfg: DictConfig, items: ItemSet, probe, intervention, out: Path,
     In a distributed job every rank scores its share of the items, rank zero alone computes the
     metrics and writes the files, and every rank returns rank zero's payload.
     """
-    target = V.normalize_value(cfg.value.name)
+    target = items.taxonomy.normalize_value(cfg.value.name)
     held = items.heldout()
     if post_model is None and not intervention.strengths():
         raise ValueError(
@@ -150,6 +149,7 @@ def write_measurement(cfg, out: Path, probe, intervention, post_model, spec, hel
                          gain_ci=[r.intervals["gain"] for r in rs], target_shifts=shifts)  # fmt: skip
     payload = {
         "target": target,
+        "taxonomy": pre.taxonomy.ref(),
         "model": spec.name,
         "probe": probe.name,
         "probe_config": probe.config(),

@@ -8,16 +8,6 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats
 
-from vat.values import (
-    BASIC_VALUES,
-    MICRO_VALUES,
-    UnknownValueError,
-    angle,
-    basic_value_of,
-    normalize_micro_value,
-    normalize_value,
-)
-
 #: Smallest |G| (score units) for which the functions on D report gain-normalised quantities.
 #: `compute_vat` takes eps in units of the pre state's scene SD instead (`eps_threshold`).
 DEFAULT_EPS = 1e-3
@@ -90,42 +80,14 @@ def _gain_ok(g: float, eps: float) -> bool:
 
 
 def _resolve_names(values: Sequence[str] | None, n: int) -> tuple[str, ...]:
-    """Column labels: given ones, or the taxonomy's when the size says which level it is."""
+    """Column labels: the given names, checked against the matrix size. The caller names the
+    columns (a `vat.taxonomy.Taxonomy`'s ``names(level)``): nothing is guessed from the size."""
     if values is None:
-        if n == len(BASIC_VALUES):
-            return BASIC_VALUES
-        if n == len(MICRO_VALUES):
-            return MICRO_VALUES
-        raise ValueError(f"values must be given for a matrix with {n} values")
+        raise ValueError(f"values must name the {n} columns (e.g. taxonomy.names(level))")
     names = tuple(str(v) for v in values)
     if len(names) != n:
         raise ValueError(f"{len(names)} value names for {n} columns")
     return names
-
-
-def _taxonomy_names(values: Sequence[str]) -> tuple[tuple[str, ...], str]:
-    """Canonical names and level ('basic' or 'micro'); all names must be from one level."""
-    vals = list(values)
-    try:
-        names, level = tuple(normalize_value(v) for v in vals), "basic"
-    except UnknownValueError:
-        try:
-            names, level = tuple(normalize_micro_value(v) for v in vals), "micro"
-        except UnknownValueError as err:
-            raise UnknownValueError(
-                f"values must be all basic values or all micro-values: {err}"
-            ) from None
-    if len(set(names)) != len(names):
-        raise ValueError(f"duplicate values in {vals!r}")
-    return names, level
-
-
-def _angle_of(name: str) -> float:
-    """Circumplex angle (radians) of a basic value, or of a micro-value's basic value."""
-    try:
-        return angle(normalize_value(name), radians=True)
-    except UnknownValueError:
-        return angle(basic_value_of(name), radians=True)
 
 
 def _cosine(Z: np.ndarray, *, center: bool) -> np.ndarray:

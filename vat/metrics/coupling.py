@@ -12,7 +12,6 @@ from vat.metrics._common import (
     _NAN,
     DEFAULT_MIN_OVERLAP,
     CouplingMethod,
-    _angle_of,
     _as_matrix,
     _as_square,
     _check_method,
@@ -232,8 +231,7 @@ def hubs(R: Any, values: Sequence[str] | None = None, k: int = 3) -> Hubs:
     """Coordination hubs: hub strength ``h_v = sum_{u != v} |R[u, v]|`` and the top-k values.
 
     NaN entries are skipped; a value whose off-diagonal entries are all NaN gets strength NaN and is
-    never a hub. Ties keep the order of `values`. ``values`` defaults to the basic (10) or micro
-    (56) taxonomy when R has that size. Strength is unit-free, in [0, |V| - 1].
+    never a hub. Ties keep the order of `values` (the column names, required). Strength is unit-free, in [0, |V| - 1].
     """
     R = _as_square(R)
     V = R.shape[0]
@@ -248,22 +246,23 @@ def hubs(R: Any, values: Sequence[str] | None = None, k: int = 3) -> Hubs:
     )
 
 
-def circumplex_consistency(R: Any, values: Sequence[str] | None = None) -> float:
-    """Agreement of the coupling with Schwartz's circle, in [-1, 1].
+def circumplex_consistency(R: Any, angles: Any) -> float:
+    """Agreement of the coupling with a circle of values, in [-1, 1].
 
     Spearman correlation, over unordered pairs ``u < v`` with finite ``R[u, v]``, between
-    ``R[u, v]`` and ``cos(angle_u - angle_v)`` (angles from `vat.values.angle`). +1 means
-    neighbours co-move and opposites trade off exactly as theory predicts.
+    ``R[u, v]`` and ``cos(angle_u - angle_v)``, ``angles`` in radians (a taxonomy's
+    ``angles(names)``). +1 means neighbours co-move and opposites trade off exactly as a
+    circumplex predicts.
 
-    At micro level each micro-value takes the angle of its basic value, so two micro-values of the
-    same basic value (or of Conformity and Tradition, which share a slot) count as neighbours
-    with cosine 1. ``values`` defaults to the taxonomy matching R's size. NaN when fewer than two
-    pairs are finite or either side has no variance.
+    At micro level each micro-value takes the angle of its value, so two micro-values of the same
+    value (or of two values sharing a slot) count as neighbours with cosine 1. NaN when fewer than
+    two pairs are finite or either side has no variance.
     """
     R = _as_square(R)
-    names = _resolve_names(values, R.shape[0])
-    ang = np.array([_angle_of(v) for v in names])
-    i, j = np.triu_indices(len(names), 1)
+    ang = np.asarray(angles, dtype=float)
+    if ang.shape != (R.shape[0],):
+        raise ValueError(f"{ang.size} angles for a {R.shape[0]} x {R.shape[0]} coupling matrix")
+    i, j = np.triu_indices(R.shape[0], 1)
     # Round so that pairs with the same slot gap tie exactly (angle differences differ in the last
     # ulp otherwise, and Spearman would rank those spurious differences).
     expected = np.round(np.cos(ang[i] - ang[j]), 12)

@@ -18,7 +18,7 @@ from vat.metrics._common import (
     _nanmean,
     _spearman_1d,
 )
-from vat.values import BASIC_VALUES, MICRO_VALUES, basic_value_of, normalize_micro_value
+from vat.taxonomy import Taxonomy
 
 # --------------------------------------------------------------------------------------------------
 # first order
@@ -117,22 +117,26 @@ def gnd(D: Any, t_idx: int, eps: float = DEFAULT_EPS) -> GND:
 # aggregation
 
 
-def micro_to_basic_state(S_micro: Any, micro_names: Sequence[str] = MICRO_VALUES) -> np.ndarray:
-    """Aggregate a micro-level state (n_scenes, n_micro) to the 10 basic values.
+def micro_to_basic_state(
+    S_micro: Any, taxonomy: Taxonomy, micro_names: Sequence[str] | None = None
+) -> np.ndarray:
+    """Aggregate a micro-level state (n_scenes, n_micro) to the taxonomy's values.
 
     ``S[x, v] = mean over the micro-values m of v present in scene x of S_micro[x, m]``: every
-    micro-value weighs the same whatever its number of items. Columns follow `BASIC_VALUES`; a basic
-    value without any micro column (or none present in a scene) is NaN there.
+    micro-value weighs the same whatever its number of items. Columns follow
+    ``taxonomy.value_names``; ``micro_names`` (default ``taxonomy.micro_names``) name the input's
+    columns. A value without any micro column (or none present in a scene) is NaN there.
     """
     S = _as_matrix(S_micro, "S_micro")
-    names = [normalize_micro_value(m) for m in micro_names]
+    micro_names = taxonomy.micro_names if micro_names is None else micro_names
+    names = [taxonomy.normalize_micro_value(m) for m in micro_names]
     if len(names) != S.shape[1]:
         raise ValueError(f"{len(names)} micro-value names for {S.shape[1]} columns")
     if len(set(names)) != len(names):
         raise ValueError("duplicate micro-value names")
-    parent = np.array([basic_value_of(m) for m in names])
-    out = np.full((S.shape[0], len(BASIC_VALUES)), np.nan)
-    for j, v in enumerate(BASIC_VALUES):
+    parent = np.array([taxonomy.value_of(m) for m in names])
+    out = np.full((S.shape[0], len(taxonomy.value_names)), np.nan)
+    for j, v in enumerate(taxonomy.value_names):
         cols = np.flatnonzero(parent == v)
         if cols.size:
             out[:, j] = _nanmean(S[:, cols], axis=1)

@@ -30,13 +30,13 @@ permutations are drawn here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats
 
-from vat.metrics._common import _NAN, _angle_of, _cosine, _nanmean
+from vat.metrics._common import _NAN, _cosine, _nanmean
 from vat.metrics.coupling import (
     _coupling_all,
     _guard_overlap,
@@ -291,20 +291,21 @@ class MantelResult:
 
 def mantel_circumplex(
     R: np.ndarray,
-    names: Sequence[str],
+    angles: Any,
     *,
     n_permutations: int,
     seed: int | None,
 ) -> MantelResult:
-    """Mantel-style null of circumplex consistency: value labels permuted (see module doc)."""
-    V = len(names)
+    """Mantel-style null of circumplex consistency: value labels permuted (see module doc).
+    ``angles``: each column's angle on the circle, radians."""
+    ang = np.asarray(angles, dtype=float)
+    V = len(ang)
     B = int(n_permutations)
     i, j = np.triu_indices(V, 1)
     r = np.asarray(R, dtype=float)[i, j]
     keep = np.isfinite(r)
     if B == 0 or keep.sum() < 3:
         return MantelResult(_NAN, _NAN, 0)
-    ang = np.array([_angle_of(v) for v in names])
     E = np.round(np.cos(ang[:, None] - ang[None, :]), 12)
     rng = np.random.default_rng(seed)
     perms = np.argsort(rng.random((B, V)), axis=1)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
 from vat.metrics._common import _NAN
+from vat.taxonomy import DEFAULT_TAXONOMY
 
 
 def to_jsonable(x: Any) -> Any:
@@ -121,6 +122,12 @@ class VATResult:
     p_gain: float
     n_permutations: int
     seed: int | None
+    # The value system the columns belong to, and its structure statistics (`vat.metrics.structure`
+    # keys by kind; empty for a taxonomy without structure). Files written before taxonomies were
+    # objects are Schwartz's, whose circle statistics are the circumplex_* fields above.
+    taxonomy: str = DEFAULT_TAXONOMY
+    structure_kind: str = "circle"
+    structure: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain builtins (lists, dicts, floats, None for NaN) ready for strict JSON."""

@@ -16,7 +16,6 @@ from vat.metrics._common import (
     EpsUnits,
     _as_matrix,
     _check_eps,
-    _taxonomy_names,
 )
 from vat.metrics.coupling import (
     circumplex_consistency,
@@ -45,7 +44,8 @@ from vat.metrics.resampling import (
     resample_weights,
     rescaled,
 )
-from vat.values import BASIC_VALUES, normalize_micro_value, normalize_value
+from vat.metrics.structure import cluster_contrast, cosine_profile, rthor
+from vat.taxonomy import Taxonomy
 
 #: `compute_vat`'s default eps: 1 % of the pre state's scene standard deviation.
 DEFAULT_EPS_SD = 0.01
@@ -83,15 +83,17 @@ def _matrix(M: np.ndarray) -> tuple[tuple[float, ...], ...]:
 
 
 def _seeds(seed: int | None) -> tuple[np.random.Generator, ...]:
-    """Independent streams for the bootstrap, the column permutations and the Mantel test."""
-    return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+    """Independent streams for the bootstrap, the column permutations, the Mantel test and the
+    structure statistics (a fourth stream: the first three draw as before it existed)."""
+    return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
 
 
 def compute_vat(
     S_pre: Any,
     S_post: Any,
     target: str,
-    values: Sequence[str] = BASIC_VALUES,
+    taxonomy: Taxonomy,
+    values: Sequence[str] | None = None,
     *,
     eps: float = DEFAULT_EPS_SD,
     eps_units: EpsUnits = "pre_sd",
@@ -107,8 +109,11 @@ def compute_vat(
 ) -> VATResult:
     """All VAT metrics for an intervention aimed at `target`, from paired pre/post states.
 
-    ``values`` names the columns: all basic values (any spelling, default `BASIC_VALUES`) or all
-    micro-values (micro level; then `target` is a micro-value). ``eps`` is the smallest |gain| for
+    ``taxonomy`` is the value system the columns belong to; ``values`` names the columns: all of its
+    values (any spelling; default ``taxonomy.value_names``) or all micro-values (micro level; then
+    `target` is a micro-value). The taxonomy's structure picks the structure statistics
+    (`structure_stats`): a circle's circumplex consistency with its Mantel test, RTHOR and cosine
+    profile, a cluster contrast, or none. ``eps`` is the smallest |gain| for
     which ratios are reported, in ``eps_units`` (see `eps_threshold`). ``n_bootstrap`` scene
     resamples give the first-order tests and intervals (`vat.metrics.inference`), the GND and nVAT
     intervals and the hub frequencies; ``n_permutations`` column permutations give the coupling
@@ -116,12 +121,13 @@ def compute_vat(
     (reported as NaN). ``bootstrap_scheme="subsample"`` takes the GND/nVAT intervals and hub
     frequencies from rescaled 80 % subsamples instead; the tests always use the bootstrap-t.
     """
-    names, level = _taxonomy_names(values)
+    names, level = taxonomy.level_of(taxonomy.value_names if values is None else values)
     D = shift(S_pre, S_post)
     n, V = D.shape
     if len(names) != V:
         raise ValueError(f"states have {V} columns but {len(names)} values were named")
-    tname = (normalize_value if level == "basic" else normalize_micro_value)(target)
+    norm = taxonomy.normalize_value if level == "basic" else taxonomy.normalize_micro_value
+    tname = norm(target)
     if tname not in names:
         raise ValueError(f"target {tname!r} is not among the values {list(names)}")
     check_resampling(bootstrap_scheme, subsample_frac, ci, n_bootstrap)
@@ -130,7 +136,7 @@ def compute_vat(
     t = names.index(tname)
     eps_abs, units = eps_threshold(S_pre, eps, eps_units)
     others = [i for i in range(V) if i != t]
-    rng_boot, rng_perm, rng_mantel = _seeds(seed)
+    rng_boot, rng_perm, rng_mantel, rng_structure = _seeds(seed)
     nan2 = (_NAN, _NAN)
 
     m = mean_shift(D)
@@ -138,7 +144,8 @@ def compute_vat(
     taus = tax(D, t, eps_abs)
     R = coupling(D, coupling_method, min_overlap)
     hub = hubs(R, names, hub_k)
-    cc = circumplex_consistency(R, names)
+    angles = taxonomy.angles(names)
+    cc = circumplex_consistency(R, angles) if angles is not None else _NAN
     nv_off, nv_pap = nvat_offdiag(R), nvat_paper(R)
     iu = np.triu_indices(V, 1)
     n_pairs = int(np.count_nonzero(np.isfinite(R[iu])))
@@ -167,7 +174,11 @@ def compute_vat(
         D, R, method=coupling_method, min_overlap=min_overlap,
         n_permutations=n_permutations, seed=rng_perm,
     )  # fmt: skip
-    mantel = mantel_circumplex(R, names, n_permutations=n_permutations, seed=rng_mantel)
+    mantel = (
+        mantel_circumplex(R, angles, n_permutations=n_permutations, seed=rng_mantel)
+        if angles is not None
+        else None
+    )
     nv_excess = debias_nvat(nv_off, null.nvat_offdiag_null_sq)
     fin_diag = int(np.count_nonzero(np.isfinite(np.diag(R))))
     n_off = 2 * n_pairs
@@ -257,9 +268,11 @@ def compute_vat(
         hub_p=per(null.hub_p),
         hub_top_freq=per(top_freq),
         circumplex_consistency=cc,
-        circumplex_null=mantel.null_mean,
-        circumplex_excess=cc - mantel.null_mean if np.isfinite(mantel.null_mean) else _NAN,
-        p_circumplex=mantel.p_value,
+        circumplex_null=mantel.null_mean if mantel else _NAN,
+        circumplex_excess=cc - mantel.null_mean
+        if mantel and np.isfinite(mantel.null_mean)
+        else _NAN,
+        p_circumplex=mantel.p_value if mantel else _NAN,
         intervals=intervals,
         ci=float(ci),
         bootstrap_scheme=bootstrap_scheme,
@@ -270,4 +283,39 @@ def compute_vat(
         p_gain=float(fo.p[t]),
         n_permutations=null.n_permutations,
         seed=seed,
+        taxonomy=taxonomy.name,
+        structure_kind=taxonomy.structure_kind,
+        structure=structure_stats(taxonomy, names, t, R, m, n_permutations, rng_structure),
     )
+
+
+def structure_stats(taxonomy: Taxonomy, names, t: int, R: np.ndarray, m: np.ndarray,
+                    n_permutations: int, rng) -> dict[str, float]:  # fmt: skip
+    """The structure statistics the taxonomy's declared structure calls for (`vat.metrics.structure`).
+
+    Circle: RTHOR of the coupling against the circle's order (``rthor_*``) and the cosine profile
+    of the off-target mean shifts over the angles, the target left out (``cosine_*``; the
+    prediction "the profile peaks at the target" is ``cosine_target_loading`` with its one-sided
+    ``cosine_p_target``). Clusters: within- minus between-cluster coupling (``cluster_*``). No
+    structure, or no permutations asked for: empty (the report omits the section)."""
+    B = int(n_permutations)
+    if B == 0 or taxonomy.structure is None:
+        return {}
+    if taxonomy.structure_kind == "clusters":
+        c = cluster_contrast(R, taxonomy.cluster_labels(names), n_perm=B, rng=rng)
+        return {"cluster_contrast": c.contrast, "cluster_within": c.within,
+                "cluster_between": c.between, "cluster_p": c.p_value}  # fmt: skip
+    circle = taxonomy.structure
+    parents = (
+        [taxonomy.value_of(n) for n in names] if names[0] not in taxonomy.value_names else names
+    )
+    slots = [circle.slot(v) for v in parents]
+    rt = rthor(R, slots, circle.n_slots, n_perm=B, rng=rng)
+    ang = taxonomy.angles(names)
+    mask = np.ones(len(names), dtype=bool)
+    mask[t] = False
+    cp = cosine_profile(m, ang, ang[t], mask=mask, n_perm=B, rng=rng)
+    return {"rthor_ci": rt.ci, "rthor_p": rt.p_value, "cosine_amplitude": cp.amplitude,
+            "cosine_displacement": cp.displacement, "cosine_r2": cp.r_squared,
+            "cosine_p": cp.p_value, "cosine_target_distance": cp.target_distance,
+            "cosine_target_loading": cp.target_loading, "cosine_p_target": cp.p_target}  # fmt: skip

@@ -26,21 +26,21 @@ from scipy import stats
 
 from vat.metrics.record import VATResult
 from vat.metrics.result import compute_vat
-from vat.values import BASIC_VALUES, MICRO_VALUES, basic_value_of, micro_values_of, normalize_value
+from vat.taxonomy import Taxonomy
 
 
 def merge_target_micro(
-    S: np.ndarray, micro_names, target: str
+    S: np.ndarray, micro_names, target: str, taxonomy: Taxonomy
 ) -> tuple[np.ndarray, list[str], str]:
-    """(scenes, 56) micro state -> the target's micro-values merged into one column (their
+    """(scenes, micro) state -> the target's micro-values merged into one column (their
     row-wise mean, first), then the non-sibling micro-values; returns (S', names', column name).
 
     The merged column is named by the target's first micro-value (so that the taxonomy, and the
     circumplex angle of its parent value, still apply); `micro_level_vat` says which it stands for.
     """
-    target = normalize_value(target)
+    target = taxonomy.normalize_value(target)
     names = list(micro_names)
-    sib = [i for i, m in enumerate(names) if basic_value_of(m) == target]
+    sib = [i for i, m in enumerate(names) if taxonomy.value_of(m) == target]
     if not sib:
         raise ValueError(f"no micro-value of {target!r} among the columns")
     rest = [i for i in range(len(names)) if i not in sib]
@@ -52,12 +52,13 @@ def merge_target_micro(
     return out, [names[sib[0]]] + [names[i] for i in rest], names[sib[0]]
 
 
-def micro_level_vat(S_pre_micro, S_post_micro, target: str, micro_names=MICRO_VALUES,
-                    **metrics: Any) -> VATResult:  # fmt: skip
+def micro_level_vat(S_pre_micro, S_post_micro, target: str, taxonomy: Taxonomy,
+                    micro_names=None, **metrics: Any) -> VATResult:  # fmt: skip
     """`compute_vat` at the micro level with the target's micro-values merged (see the module)."""
-    pre, names, col = merge_target_micro(S_pre_micro, micro_names, target)
-    post, _, _ = merge_target_micro(S_post_micro, micro_names, target)
-    return compute_vat(pre, post, col, names, **metrics)
+    micro_names = taxonomy.micro_names if micro_names is None else micro_names
+    pre, names, col = merge_target_micro(S_pre_micro, micro_names, target, taxonomy)
+    post, _, _ = merge_target_micro(S_post_micro, micro_names, target, taxonomy)
+    return compute_vat(pre, post, col, taxonomy, names, **metrics)
 
 
 def _spearman(a, b) -> float:
@@ -68,13 +69,14 @@ def _spearman(a, b) -> float:
     return float(stats.spearmanr(a[ok], b[ok]).statistic)
 
 
-def robustness(basic: VATResult, micro: VATResult | None, kendall: VATResult | None) -> dict:
+def robustness(basic: VATResult, micro: VATResult | None, kendall: VATResult | None,
+               taxonomy: Taxonomy) -> dict:  # fmt: skip
     """Agreement numbers of a basic-level result with its micro-level and Kendall variants."""
     out: dict[str, Any] = {"gnd_basic": basic.gnd_l1_bc, "nvat_spearman": basic.nvat_offdiag_excess}
-    others = [v for v in BASIC_VALUES if v != basic.target]
+    others = [v for v in taxonomy.value_names if v != basic.target]
     if micro is not None:
         tau_m = micro.tau
-        agg = {v: np.nanmean([tau_m.get(m, np.nan) for m in micro_values_of(v)] or [np.nan])
+        agg = {v: np.nanmean([tau_m.get(m, np.nan) for m in taxonomy.micro_values_of(v)] or [np.nan])
                for v in others}  # fmt: skip
         out.update({
             "tau_rank_corr_basic_micro": _spearman([basic.tau.get(v) for v in others],
@@ -93,15 +95,19 @@ def robustness(basic: VATResult, micro: VATResult | None, kendall: VATResult | N
 
 
 def robustness_checks(pre, post, target: str, basic: VATResult, metrics: Mapping[str, Any],
-                      kendall_permutations: int = 200) -> dict:  # fmt: skip
+                      taxonomy: Taxonomy, kendall_permutations: int = 200) -> dict:  # fmt: skip
     """Micro-level and Kendall variants of `basic` for one (pre, post) pair of `ProbeResult`s."""
     m = dict(metrics)
     scenes, micro_names, P = pre.state("micro")
     _, _, Q = post.state("micro", scenes)
-    micro = micro_level_vat(P, Q, target, micro_names, **m)
+    micro = micro_level_vat(P, Q, target, taxonomy, micro_names, **m)
     _, names, P10 = pre.state("value")
     _, _, Q10 = post.state("value", scenes)
     mk = {**m, "coupling_method": "kendall", "n_bootstrap": 0,
           "n_permutations": min(int(m.get("n_permutations", 1000)), kendall_permutations)}  # fmt: skip
-    kendall = compute_vat(P10, Q10, target, names, **mk)
-    return {"micro": micro, "kendall": kendall, "agreement": robustness(basic, micro, kendall)}
+    kendall = compute_vat(P10, Q10, target, taxonomy, names, **mk)
+    return {
+        "micro": micro,
+        "kendall": kendall,
+        "agreement": robustness(basic, micro, kendall, taxonomy),
+    }

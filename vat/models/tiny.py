@@ -1,7 +1,8 @@
 """The offline test model: a small Llama built from config with a BPE tokenizer trained locally.
 
 Nothing is downloaded. The tokenizer is a byte-level BPE (so any text encodes, no unknown tokens)
-trained with the `tokenizers` library on the bundled dataset, the taxonomy and the prompt words;
+trained with the `tokenizers` library on the default taxonomy (its definition and its bundled
+items) and the prompt words (byte-level: any other taxonomy's text encodes too);
 the weights are a seeded random initialisation. The same arguments give byte-identical files, built
 once into the cache and loaded with `from_pretrained` afterwards.
 """
@@ -15,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from vat import values as V
 from vat.cache import build_once, cache_dir
 from vat.data.readers import bundled_path
+from vat.taxonomy import load_taxonomy
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
 # ChatML, the template SmolLM2 and Qwen use, so the chat path is exercised by the tiny model too.
@@ -37,12 +38,14 @@ _PROMPT_WORDS = [
 
 def _corpus() -> list[str]:
     lines = list(_PROMPT_WORDS)
-    for m in V.MICRO.values():
-        lines.append(f"{m.label}: {m.gloss}. {V.BASIC[m.value].label}: {V.BASIC[m.value].goal}.")
-    path = bundled_path()
-    if path.is_file():
-        for row in map(json.loads, path.read_text(encoding="utf-8").splitlines()):
-            lines += [row["scenario"], row["action"]]
+    for tax in (load_taxonomy(),):  # the corpus, and so the tiny model, stay fixed
+        for m in tax.micro:
+            v = tax.value(m.value)
+            lines.append(f"{m.label}: {m.gloss}. {v.label}: {v.goal}.")
+        path = bundled_path(tax) if tax.data else None
+        if path is not None and path.is_file():
+            for row in map(json.loads, path.read_text(encoding="utf-8").splitlines()):
+                lines += [row["scenario"], row["action"]]
     return lines
 
 

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from vat import values as V
 from vat.data import Item, ItemSet
 from vat.defaults import defaults_of
 from vat.metrics import micro_to_basic_state
 from vat.probes.scoring import Scorer
+from vat.taxonomy import Taxonomy, load_taxonomy
 
 LEVELS = ("value", "micro")
 _SCORER = defaults_of(Scorer)
@@ -84,12 +84,14 @@ class ProbeResult:
     suppress partner (mean log-prob for the likelihood probe, the Likert rating for the judgment
     probe). `units` has one scored unit per row (``scene_id, value, micro_value, score``): a pair
     margin for the likelihood probe, a signed centred rating per item for the judgment probe.
+    `taxonomy` is the value system of the scored items: it names the state matrix's columns.
     """
 
     probe: str
     items: pd.DataFrame
     units: pd.DataFrame
     meta: dict[str, Any] = field(default_factory=dict)
+    taxonomy: Taxonomy | None = None
 
     def state(self, level: str = "value", scenes: list[str] | None = None):
         """The state matrix S: (scenes, columns, S) with S[x, v] the mean unit score.
@@ -97,7 +99,9 @@ class ProbeResult:
         Unit scores are averaged within each (scene, micro-value); micro-values are then averaged
         with equal weight into their basic value. A (scene, column) with no unit is NaN.
         """
-        return state_matrix(self.units, level=level, scenes=scenes)
+        if self.taxonomy is None:
+            raise ValueError(f"{self.probe} probe result has no taxonomy: cannot name its columns")
+        return state_matrix(self.units, self.taxonomy, level=level, scenes=scenes)
 
     def save(self, directory: str | Path) -> Path:
         """Write ``items.parquet``, ``units.parquet`` and ``meta.json`` into `directory`."""
@@ -105,7 +109,10 @@ class ProbeResult:
         d.mkdir(parents=True, exist_ok=True)
         self.items.to_parquet(d / "items.parquet", index=False)
         self.units.to_parquet(d / "units.parquet", index=False)
-        (d / "meta.json").write_text(json.dumps({"probe": self.probe, **self.meta}, indent=2))
+        ref = {"taxonomy": self.taxonomy.ref()} if self.taxonomy is not None else {}
+        (d / "meta.json").write_text(
+            json.dumps({"probe": self.probe, **ref, **self.meta}, indent=2)
+        )
         return d
 
     @classmethod
@@ -113,24 +120,29 @@ class ProbeResult:
         d = Path(directory)
         meta = json.loads((d / "meta.json").read_text())
         probe = meta.pop("probe")
-        return cls(
-            probe, pd.read_parquet(d / "items.parquet"), pd.read_parquet(d / "units.parquet"), meta
-        )
+        # States saved before taxonomies were objects are Schwartz's (load_taxonomy's default).
+        taxonomy = load_taxonomy(**meta.pop("taxonomy", {}))
+        items, units = pd.read_parquet(d / "items.parquet"), pd.read_parquet(d / "units.parquet")
+        return cls(probe, items, units, meta, taxonomy)
 
     def pairs(self) -> pd.DataFrame:
         """One row per (express, suppress) pair: scene, value, micro-value, both prefs, correct."""
         return pair_table(self.items)
 
 
-def state_matrix(units: pd.DataFrame, level: str = "value", scenes: list[str] | None = None):
+def state_matrix(units: pd.DataFrame, taxonomy: Taxonomy, level: str = "value",
+                 scenes: list[str] | None = None):  # fmt: skip
+    """(scenes, column names, S): the unit scores as a scene x (micro-)value matrix of
+    ``taxonomy``'s columns (values or, at ``level="micro"``, micro-values)."""
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
     micro = units.groupby(["scene_id", "micro_value"])["score"].mean().unstack("micro_value")
     scenes = sorted(micro.index) if scenes is None else list(scenes)
-    micro = micro.reindex(index=scenes, columns=list(V.MICRO_VALUES)).to_numpy(dtype=float)
+    names = list(taxonomy.micro_names)
+    micro = micro.reindex(index=scenes, columns=names).to_numpy(dtype=float)
     if level == "micro":
-        return scenes, list(V.MICRO_VALUES), micro
-    return scenes, list(V.BASIC_VALUES), micro_to_basic_state(micro, V.MICRO_VALUES)
+        return scenes, names, micro
+    return scenes, list(taxonomy.value_names), micro_to_basic_state(micro, taxonomy)
 
 
 def pair_table(items: pd.DataFrame) -> pd.DataFrame:
@@ -153,7 +165,7 @@ def validity(result: ProbeResult, confidence: float = 0.95) -> pd.DataFrame:
     """
     pairs = result.pairs()
     rows = []
-    for v in V.BASIC_VALUES:
+    for v in result.taxonomy.value_names:
         p = pairs[pairs.value == v]
         n, k = len(p), int(p["correct"].sum())
         lo, hi = (

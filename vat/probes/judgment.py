@@ -65,10 +65,10 @@ class JudgmentProbe(ScoringSettings):
             if key not in self.question_template:
                 raise ValueError(f"probe.question_template must contain {key}")
 
-    def _question(self, scenario, action, micro, order):
+    def _question(self, scenario, action, micro, order, taxonomy):
         low, high = (self.low, self.high) if order == "forward" else (self.high, self.low)
         return self.question_template.format(
-            **fields(scenario, action, micro, self.k), low=low, high=high
+            **fields(scenario, action, micro, taxonomy, self.k), low=low, high=high
         )
 
     def _option_labels(self) -> list[str]:
@@ -83,13 +83,13 @@ class JudgmentProbe(ScoringSettings):
         # examples: express actions rated best, suppress ones (the placebo's) rated worst
         best, worst = (str(self.k), "1") if order == "forward" else ("1", str(self.k))
         shots = [
-            (self._question(s, a, m, order), best if pol == "express" else worst)
+            (self._question(s, a, m, order, items.taxonomy), best if pol == "express" else worst)
             for (s, a, m), pol in zip(ctx.examples, ctx.shot_polarities(), strict=True)
         ] if ctx else []  # fmt: skip
         reqs = []
         for it in items:
             text = render(
-                tokenizer, shots, self._question(it.scenario, it.action, it.micro_value, order),
+                tokenizer, shots, self._question(it.scenario, it.action, it.micro_value, order, items.taxonomy),
                 self.use_chat_template, system_text(ctx), plain_answer_prefix=self.plain_answer_prefix,
             )  # fmt: skip
             ids = tokenizer.encode(text, add_special_tokens=False)
@@ -125,4 +125,4 @@ class JudgmentProbe(ScoringSettings):
         )
         meta = {"rating_mean": float(rating.mean()), "rating_std": float(rating.std()),
                 "option_mass_mean": float(df.option_mass.mean())}  # fmt: skip
-        return ProbeResult(self.name, df, units, meta)
+        return ProbeResult(self.name, df, units, meta, items.taxonomy)

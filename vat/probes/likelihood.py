@@ -50,14 +50,14 @@ class LikelihoodProbe(ScoringSettings):
         """(context, continuation) strings per item, as lm-evaluation-harness would take them."""
         shots = [
             (
-                self.context_template.format(**fields(s, a, m)),
+                self.context_template.format(**fields(s, a, m, items.taxonomy)),
                 self.action_template.format(action=a).strip(),
             )
             for s, a, m in (ctx.examples if ctx else [])
         ]
         out = []
         for it in items:
-            f = fields(it.scenario, it.action, it.micro_value)
+            f = fields(it.scenario, it.action, it.micro_value, items.taxonomy)
             context = render(
                 tokenizer, shots, self.context_template.format(**f), self.use_chat_template,
                 system_text(ctx), plain_answer_prefix=" ",
@@ -89,6 +89,5 @@ class LikelihoodProbe(ScoringSettings):
         units = pairs[["scene_id", "value", "micro_value"]].assign(
             score=pairs.express - pairs.suppress
         )
-        return ProbeResult(
-            self.name, df, units, {"n_requests": len(df), "mean_pref": float(np.mean(pref))}
-        )
+        meta = {"n_requests": len(df), "mean_pref": float(np.mean(pref))}
+        return ProbeResult(self.name, df, units, meta, items.taxonomy)

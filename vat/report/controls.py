@@ -118,12 +118,18 @@ _ITEMS: dict[str, Any] = {}
 
 
 def _heldout(cfg):
-    """The held-out items of a cell's data config (loaded once per distinct config)."""
+    """The held-out items of a cell's data config, in its taxonomy (a cell saved before taxonomies
+    were objects: the default one); loaded once per distinct config."""
     from hydra.utils import instantiate
 
-    key = OmegaConf.to_yaml(cfg.data)
+    from vat.taxonomy import load_taxonomy
+
+    tax_cfg = cfg.get("taxonomy")
+    key = OmegaConf.to_yaml(cfg.data) + OmegaConf.to_yaml(tax_cfg or {})
     if key not in _ITEMS:
-        _ITEMS[key] = instantiate(cfg.data, _convert_="all").heldout()
+        taxonomy = instantiate(tax_cfg) if tax_cfg is not None else load_taxonomy()
+        load = instantiate(cfg.data, _partial_=True, _convert_="all")
+        _ITEMS[key] = load(taxonomy=taxonomy).heldout()
     return _ITEMS[key]
 
 

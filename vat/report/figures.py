@@ -28,7 +28,6 @@ from vat.report.format import (
     ALPHA,
     NA,
     alpha_of,
-    basic_of,
     ci_pct,
     eps_text,
     fmt,
@@ -48,9 +47,13 @@ from vat.report.plotting import (
     save_figure,
     subplots,
 )
-from vat.values import BASIC, BASIC_VALUES, N_SLOTS
+from vat.taxonomy import Circle, Taxonomy, taxonomy_named
 
-_SLOT_RAD = 2 * math.pi / N_SLOTS
+
+def circle_of(result: VATResult, taxonomy: Taxonomy | None = None) -> Taxonomy | None:
+    """The result's taxonomy when it places the values on a circle (else None: no radar plot)."""
+    tax = taxonomy or taxonomy_named(result.taxonomy)
+    return tax if tax is not None and isinstance(tax.structure, Circle) else None
 
 
 def _gain_note(result: VATResult) -> str:
@@ -61,38 +64,47 @@ def _gain_note(result: VATResult) -> str:
 # circumplex
 
 
-def _circumplex_thetas(names: tuple[str, ...]) -> np.ndarray:
-    """Angle (radians) of each value on the circle, values sharing a slot spread around it.
+def _circumplex_thetas(names: tuple[str, ...], taxonomy: Taxonomy) -> np.ndarray:
+    """Angle (radians) of each value on the taxonomy's circle, values sharing a slot spread
+    around it.
 
-    Conformity and Tradition share a slot (and at micro level all micro-values of a basic value
-    share its slot); they are fanned out symmetrically so every marker is visible. Names outside
-    the taxonomy fall back to an even spacing.
+    Values sharing a slot (Schwartz's Conformity and Tradition; at micro level all micro-values of
+    a value) are fanned out symmetrically so every marker is visible.
     """
-    basics = [basic_of(n) for n in names]
-    if any(b is None for b in basics):
-        return np.linspace(0, 2 * np.pi, len(names), endpoint=False)
-    slots = [BASIC[b].slot for b in basics]  # type: ignore[index]
+    circle = taxonomy.structure
+    slot_rad = 2 * math.pi / circle.n_slots
+    names, level = taxonomy.level_of(names)
+    basics = names if level == "basic" else [taxonomy.value_of(n) for n in names]
+    slots = [circle.slot(b) for b in basics]
     out = np.empty(len(names))
     for s in set(slots):
         members = [i for i, k in enumerate(slots) if k == s]
         k = len(members)
         # At most 40% of a slot either way, so neighbouring slots never interleave.
-        step = min(math.radians(16), 0.8 * _SLOT_RAD / k)
+        step = min(math.radians(16), 0.8 * slot_rad / k)
         offsets = (np.arange(k) - (k - 1) / 2) * step
-        out[members] = s * _SLOT_RAD + offsets
+        out[members] = s * slot_rad + offsets
     return out
 
 
-def plot_shift_circumplex(result: VATResult, path: str | Path) -> Path:
-    """Radar plot of the mean shift of each value at its circumplex angle.
+def plot_shift_circumplex(
+    result: VATResult, path: str | Path, taxonomy: Taxonomy | None = None
+) -> Path:
+    """Radar plot of the mean shift of each value at its angle on the taxonomy's circle.
 
     The radius is ``mean_x D[x, v]`` (``result.mean_shift``, score units), drawn on a symmetric
     scale whose dashed middle ring is zero, so values that moved up (blue) lie outside it and values
     that moved down (red) inside. The target is a gold star with a bold label.
     """
+    tax = circle_of(result, taxonomy)
+    if tax is None:
+        raise ValueError(
+            f"taxonomy {result.taxonomy!r} places no values on a circle: no radar plot"
+        )
+    slot_rad = 2 * math.pi / tax.structure.n_slots
     names = result.values
     shift = floats(result.mean_shift.get(v) for v in names)
-    theta = _circumplex_thetas(names)
+    theta = _circumplex_thetas(names, tax)
     fin = np.isfinite(shift)
     a = float(np.max(np.abs(shift[fin]))) if fin.any() else 0.0
     a = a * 1.15 if a > 0 else 1.0  # all-zero or all-NaN shifts still need a scale
@@ -122,11 +134,11 @@ def plot_shift_circumplex(result: VATResult, path: str | Path) -> Path:
     ax.scatter(theta[is_t], t_r[is_t], marker="*", s=260, color="gold", edgecolor="k", zorder=5)
 
     if result.level == "micro":
-        # 56 labels would overlap: label the basic-value slots instead.
+        # One label per micro-value would overlap: label the values' slots instead.
         ticks, labels = [], []
-        for s in range(N_SLOTS):
-            in_slot = [label(v) for v in BASIC_VALUES if BASIC[v].slot == s]
-            ticks.append(s * _SLOT_RAD)
+        for s in range(tax.structure.n_slots):
+            in_slot = [tax.label_of(v) for v in tax.value_names if tax.structure.slot(v) == s]
+            ticks.append(s * slot_rad)
             labels.append(" / ".join(in_slot))
         ax.set_xticks(ticks, labels, fontsize=9)
     else:
@@ -301,15 +313,15 @@ def make_figures(
 ) -> dict[str, Path]:
     """Write the standard figures into ``out_dir``; returns ``{name: path}`` for `write_report`.
 
-    Names: ``shift_circumplex``, ``tau``, ``coupling`` and, when trajectory ``points`` are given,
+    Names: ``shift_circumplex`` (a taxonomy with a circle), ``tau``, ``coupling`` and, when trajectory ``points`` are given,
     ``gain_vs_tax`` (files ``<name>.png``).
     """
     out = Path(out_dir)
-    figs = {
-        "shift_circumplex": plot_shift_circumplex(result, out / "shift_circumplex.png"),
-        "tau": plot_tau(result, out / "tau.png"),
-        "coupling": plot_coupling(result, out / "coupling.png"),
-    }
+    figs = {}
+    if circle_of(result) is not None:  # a radar plot only where the taxonomy claims a circle
+        figs["shift_circumplex"] = plot_shift_circumplex(result, out / "shift_circumplex.png")
+    figs["tau"] = plot_tau(result, out / "tau.png")
+    figs["coupling"] = plot_coupling(result, out / "coupling.png")
     if points is not None:
         figs["gain_vs_tax"] = plot_gain_vs_tax(
             points, out / "gain_vs_tax.png", target=result.target
@@ -324,32 +336,38 @@ def make_figures(
 def plot_tax_matrix(tau: pd.DataFrame, path: Path, title: str, alpha: float = ALPHA) -> Path:
     """Aligned value (rows) x every value (columns): tau, the shift per unit gain; ``*`` marks a
     shift whose Holm-adjusted p (across that cell's other values) is below `alpha`."""
-    targets = [v for v in BASIC_VALUES if v in set(tau["target"])]
-    M = np.full((len(targets), len(BASIC_VALUES)), np.nan)
+    # Columns: every value in its taxonomy's order (``order``, ``target_order``), else as listed.
+    pos = dict(
+        zip(tau["of_value"], tau["order"] if "order" in tau else range(len(tau)), strict=True)
+    )
+    if "target_order" in tau:
+        pos.update(zip(tau["target"], tau["target_order"], strict=True))
+    columns = sorted(dict.fromkeys([*tau["of_value"], *tau["target"]]),
+                     key=lambda v: (pos.get(v) is None, pos.get(v) or 0))  # fmt: skip
+    targets = [v for v in columns if v in set(tau["target"])]
+    M = np.full((len(targets), len(columns)), np.nan)
     sig = np.zeros_like(M, dtype=bool)
     for r in tau.itertuples():
-        if r.of_value in BASIC_VALUES and r.tau is not None:
-            M[targets.index(r.target), BASIC_VALUES.index(r.of_value)] = float(r.tau)
+        if r.tau is not None:
+            M[targets.index(r.target), columns.index(r.of_value)] = float(r.tau)
             p = getattr(r, "p_holm", None)
-            sig[targets.index(r.target), BASIC_VALUES.index(r.of_value)] = (
+            sig[targets.index(r.target), columns.index(r.of_value)] = (
                 p is not None and np.isfinite(p) and p < alpha
             )
     lim = float(np.nanmax(np.abs(M))) if np.isfinite(M).any() else 1.0
-    fig, ax = subplots(figsize=(1.0 + 0.75 * len(BASIC_VALUES), 1.4 + 0.5 * len(targets)))
+    fig, ax = subplots(figsize=(1.0 + 0.75 * len(columns), 1.4 + 0.5 * len(targets)))
     cmap = matplotlib.colormaps["RdBu"].with_extremes(bad="0.85")
     im = ax.imshow(np.ma.masked_invalid(M), cmap=cmap, vmin=-lim, vmax=lim, aspect="auto")
     for i in range(M.shape[0]):
         for j in range(M.shape[1]):
             txt = (
                 "target"
-                if BASIC_VALUES[j] == targets[i]
+                if columns[j] == targets[i]
                 else fmt(M[i, j], 2) + ("*" if sig[i, j] else "")
             )
             ax.text(j, i, txt, ha="center", va="center", fontsize=7,
                     color="white" if np.isfinite(M[i, j]) and abs(M[i, j]) > 0.6 * lim else "black")  # fmt: skip
-    ax.set_xticks(
-        range(len(BASIC_VALUES)), [label(v) for v in BASIC_VALUES], rotation=45, ha="right"
-    )
+    ax.set_xticks(range(len(columns)), [label(v) for v in columns], rotation=45, ha="right")
     ax.set_yticks(range(len(targets)), [label(v) for v in targets])
     ax.set_xlabel("value whose score moved")
     ax.set_ylabel("aligned toward")

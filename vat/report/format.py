@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from vat.metrics import VATResult, holm
-from vat.values import BASIC, MICRO, UnknownValueError, basic_value_of, canonical
+from vat.taxonomy import display_label, parent_value
 
 #: How an undefined number is printed.
 NA = "n/a"
@@ -136,24 +136,14 @@ def fmt_p(p: Any) -> str:
 
 
 def label(name: str) -> str:
-    """Display form of a value or micro-value name (``self_direction`` -> ``Self-Direction``)."""
-    key = canonical(name)
-    if key in BASIC:
-        return BASIC[key].label
-    if key in MICRO:
-        return MICRO[key].label
-    return str(name)
+    """Display form of a value or micro-value name (``self_direction`` -> ``Self-Direction``),
+    from the bundled taxonomies (`vat.taxonomy.display_label`)."""
+    return display_label(name)
 
 
 def basic_of(name: str) -> str | None:
-    """The basic value of a value or micro-value name (a basic value is its own); None if neither."""
-    key = canonical(name)
-    if key in BASIC:
-        return key
-    try:
-        return basic_value_of(key)
-    except UnknownValueError:
-        return None
+    """The value of a value or micro-value name (a value is its own); None if no taxonomy has it."""
+    return parent_value(name)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -150,15 +150,16 @@ def headline_section(result: VATResult) -> list[str]:
             "||R||_F / sqrt(|V|), includes the diagonal; raw, for comparison only "
             f"(noise floor {fmt(r.nvat_paper_null)})",
         ],
-        [
+    ]
+    if r.structure_kind == "circle":
+        rows.append([
             "Circumplex consistency",
             fmt(r.circumplex_consistency),
             NOT_BOOTSTRAPPED,
             f"Mantel p = {fmt_p(r.p_circumplex)}",
-            "agreement of the coupling with Schwartz's circle (-1 to 1); "
+            "agreement of the coupling with the taxonomy's circle (-1 to 1); "
             f"{fmt(r.circumplex_null)} under random value labels",
-        ],
-    ]
+        ])  # fmt: skip
     out = ["## 2. Headline numbers", ""]
     out += md_table(["Metric", "Estimate", f"{pct} interval", "Test", "Meaning"], rows)
     out += ["", methods_paragraph(r), ""]

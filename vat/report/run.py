@@ -31,13 +31,13 @@ from vat.report.format import (
     tau_key,
 )
 from vat.report.headline import headline_section, interpretation
-from vat.report.sections import circumplex_section, hubs_section, stability_section, tau_section
+from vat.report.sections import hubs_section, stability_section, structure_section, tau_section
 from vat.report.validity import near_chance, validity_for, validity_rows, validity_section
 
 #: Captions for the figure names written by `vat.report.figures.make_figures`; other keys of the
 #: ``figures`` argument of `write_report` are captioned with the key itself.
 FIGURE_CAPTIONS: dict[str, str] = {
-    "shift_circumplex": "Mean shift per value, placed on the Schwartz circumplex",
+    "shift_circumplex": "Mean shift per value, placed on the taxonomy's circle",
     "tau": "Per-value tax with Fieller intervals (highlighted: significant after Holm)",
     "coupling": "Coupling matrix R of the per-scene shifts",
     "gain_vs_tax": "Gain against gain-normalised drift along the strength axis",
@@ -77,8 +77,14 @@ def summary_table(result: VATResult, validity: Any = None) -> str:
         f"  nVAT (debiased)   {fmt(r.nvat_offdiag_excess):>8}"
         f"  {fmt_interval(interval(r, 'nvat_offdiag'))}  p = {fmt_p(r.p_nvat)}; "
         f"raw {fmt(r.nvat_offdiag)}, noise floor {fmt(r.nvat_offdiag_null)}",
-        f"  circumplex cons.  {fmt(r.circumplex_consistency):>8}  null {fmt(r.circumplex_null)}, "
-        f"Mantel p = {fmt_p(r.p_circumplex)}",
+        *(
+            [
+                f"  circumplex cons.  {fmt(r.circumplex_consistency):>8}  null {fmt(r.circumplex_null)}, "
+                f"Mantel p = {fmt_p(r.p_circumplex)}"
+            ]
+            if r.structure_kind == "circle"
+            else []
+        ),
         f"  hubs               {hubs}",
         f"  tests: bootstrap-t, {r.n_bootstrap} {r.bootstrap_scheme} resamples, {pct} intervals"
         if r.n_bootstrap
@@ -173,7 +179,7 @@ def write_report(
         f"**Model:** `{model}` · **Probe:** `{probe}` · **Intervention:** `{intervention}` · "
         f"**Target:** {t} · **Scenes:** {result.n_scenes} (held-out) · **Level:** {result.level}",
         "",
-        "The VAT asks: after aligning a model toward one Schwartz value (the target), how much do "
+        "The VAT asks: after aligning a model toward one value (the target), how much do "
         "the other values move? Shifts are post minus pre probe scores, paired by scene.",
         "",
     ]
@@ -186,7 +192,7 @@ def write_report(
     lines += fig("tau")
     lines += hubs_section(result)
     lines += fig("coupling")
-    lines += circumplex_section(result)
+    lines += structure_section(result)
     if stability is not None:
         lines += stability_section(stability, stability_axis)
         lines += fig("gain_vs_tax")

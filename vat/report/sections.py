@@ -195,7 +195,7 @@ def circumplex_sentence(c: Any, p: Any = None, alpha: float = ALPHA) -> str:
     if c >= 0.3:
         text = (
             "It is positive: neighbouring values on the circle co-move and opposite values trade "
-            "off, as Schwartz's theory predicts."
+            "off, as the circumplex predicts."
         )
     elif c > 0.1:
         text = "It is weakly positive: the coupling leans toward the circle's prediction."
@@ -216,19 +216,39 @@ def circumplex_sentence(c: Any, p: Any = None, alpha: float = ALPHA) -> str:
     )
 
 
-def circumplex_section(result: VATResult) -> list[str]:
-    r = result
-    return [
-        "## 5. Circumplex consistency",
-        "",
-        f"Circumplex consistency = {fmt(r.circumplex_consistency)} (Spearman correlation "
-        "over value pairs between R[u, v] and the cosine of their angle on the circle; positive = "
-        f"neighbours co-move as theory predicts). Under random value labels it averages "
-        f"{fmt(r.circumplex_null)} (excess {fmt(r.circumplex_excess)}; Mantel test, "
-        f"p = {fmt_p(r.p_circumplex)}). "
-        + circumplex_sentence(r.circumplex_consistency, r.p_circumplex, alpha_of(r)),
-        "",
-    ]
+def structure_section(result: VATResult) -> list[str]:
+    """Section 5: the statistics of the structure the taxonomy declares (a circle: circumplex
+    consistency, RTHOR, the cosine profile; clusters: within vs between coupling). A taxonomy
+    without structure has no section: nothing is claimed, so nothing is tested."""
+    r, st, a = result, result.structure, alpha_of(result)
+    if r.structure_kind == "circle":
+        lines = ["## 5. Structure: the circle", "",
+                 f"Circumplex consistency = {fmt(r.circumplex_consistency)} (Spearman correlation "
+                 "over value pairs between R[u, v] and the cosine of their angle on the circle; "
+                 f"positive = neighbours co-move). Under random value labels it averages "
+                 f"{fmt(r.circumplex_null)} (excess {fmt(r.circumplex_excess)}; Mantel test, "
+                 f"p = {fmt_p(r.p_circumplex)}). "
+                 + circumplex_sentence(r.circumplex_consistency, r.p_circumplex, a), ""]  # fmt: skip
+        if "rthor_ci" in st:
+            lines += [f"- RTHOR (do nearer values on the circle couple more?): correspondence index "
+                      f"{fmt(st['rthor_ci'])} (-1 to 1), relabeling p = {fmt_p(st['rthor_p'])}.",
+                      f"- Cosine profile of the off-target shifts over the circle (target left "
+                      f"out): amplitude {fmt(st['cosine_amplitude'])}, peak at "
+                      f"{fmt(st['cosine_displacement'], 0)} degrees "
+                      f"({fmt(st['cosine_target_distance'], 0)} from the target), R^2 "
+                      f"{fmt(st['cosine_r2'])} (p = {fmt_p(st['cosine_p'])}); loading toward the "
+                      f"target {fmt(st['cosine_target_loading'])} (one-sided p = "
+                      f"{fmt_p(st['cosine_p_target'])}).", ""]  # fmt: skip
+        return lines
+    if r.structure_kind == "clusters" and "cluster_contrast" in st:
+        verdict = ("values of the same cluster co-move more than values of different clusters"
+                   if finite(st["cluster_p"]) and st["cluster_p"] < a else
+                   "not distinguishable from a random grouping of the values")  # fmt: skip
+        return ["## 5. Structure: the clusters", "",
+                f"Mean coupling within clusters {fmt(st['cluster_within'])}, between clusters "
+                f"{fmt(st['cluster_between'])}: contrast {fmt(st['cluster_contrast'])} "
+                f"(label-permutation p = {fmt_p(st['cluster_p'])}): {verdict}.", ""]  # fmt: skip
+    return []
 
 
 def stability_section(stab: StabilityProfile, axis: str = "strength") -> list[str]:

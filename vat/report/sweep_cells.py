@@ -21,7 +21,6 @@ from omegaconf import DictConfig, OmegaConf
 from vat.io import CURVE_FILE, read_curve
 from vat.metrics import benjamini_hochberg
 from vat.sweep.manifest import STATUS, read_json, read_manifest
-from vat.values import BASIC_VALUES
 
 TABLE_COLUMNS = [
     "model", "value", "method", "probe", "point", "gain", "gain_lo", "gain_hi", "p_gain",
@@ -178,6 +177,7 @@ def collect(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"sweep_dir={sweep_dir}: no such directory")
     table, taus, trajs, pending = [], [], [], []
+    value_order: dict[str, int] = {}
     for name, c in sweep_cells(sweep_dir).items():
         cell_dir = sweep_dir / name
         meta = cell_meta(cell_dir, c.get("overrides") or [])
@@ -189,17 +189,20 @@ def collect(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
         for r in results:
             key = {**meta, "probe": r["probe"]}
             table.append({**key, "point": r["point"], **point_row(r["final"]), "cell": name})
+            values = list(r["final"].get("values") or [])
+            rank = {v: i for i, v in enumerate(values)}  # the taxonomy's order of the columns
+            value_order.update({v: i for v, i in rank.items() if v not in value_order})
             for v, t in (r["final"].get("tau") or {}).items():
                 shift = (r["final"].get("mean_shift") or {}).get(v)
                 p_holm = (r["final"].get("p_holm") or {}).get(v)
                 taus.append({**key, "target": meta["value"], "of_value": v, "tau": t,
-                             "shift": shift, "p_holm": _num(p_holm), "cell": name})  # fmt: skip
+                             "shift": shift, "p_holm": _num(p_holm), "cell": name,
+                             "order": rank.get(v), "target_order": rank.get(meta["value"])})  # fmt: skip
             trajs += [{**key, **p, "cell": name} for p in r["trajectory"]]
     table_df = add_bh(pd.DataFrame(table, columns=TABLE_COLUMNS))
-    order = {v: i for i, v in enumerate(BASIC_VALUES)}
     table_df = table_df.sort_values(
         ["model", "method", "probe", "value"],
-        key=lambda s: s.map(order) if s.name == "value" else s,
+        key=lambda s: s.map(value_order) if s.name == "value" else s,
     ).reset_index(drop=True)
     return table_df, pd.DataFrame(taus), pd.DataFrame(trajs), pending
 

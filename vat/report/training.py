@@ -9,7 +9,6 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from vat import values as V
 from vat.metrics import to_jsonable
 
 
@@ -53,7 +52,9 @@ def final_report(out: Path, cb, summary: dict, cfg: DictConfig) -> dict:
                  if len(pair) == 2 else None)  # fmt: skip
     summary["probe_checks"] = {"per_probe": checks, "agreement": agreement}
     check_md = checks_lines(checks, agreement)
-    lines = [f"# VAT run: {cfg.method.name} toward {V.BASIC[summary['target']].label}", "",
+    taxonomy = next(iter(cb.pre.values())).taxonomy
+    lines = [f"# VAT run: {cfg.method.name} toward {taxonomy.label_of(summary['target'])} "
+             f"({taxonomy.label})", "",
              f"Model `{cfg.model.name}`, {summary['data']['n_train_pairs_target']} training pairs, "
              f"{summary['data']['n_heldout_scenes']} held-out scenes.", ""]  # fmt: skip
     if "value_gap" in summary:
@@ -95,7 +96,7 @@ def final_report(out: Path, cb, summary: dict, cfg: DictConfig) -> dict:
                        "nvat_ci": res.intervals["nvat_offdiag"], "p_nvat": res.p_nvat,
                        "gain_too_small": res.gain_too_small}  # fmt: skip
         near = list(valid.value[valid.near_chance])
-        seen = (f"Probe validity: near chance for {len(near)} of 10 values ({', '.join(near)}); "
+        seen = (f"Probe validity: near chance for {len(near)} of {len(valid)} values ({', '.join(near)}); "
                 "their numbers measure noise." if near else "Probe validity: every value is seen.")  # fmt: skip
         lines += [f"## Probe `{name}` at step {step}", "", seen, "", interpretation(res), "",
                   f"![VAT curve]({d.name}/curve.png)", "", f"Full report: [{d.name}/report.md]({d.name}/report.md)", ""]  # fmt: skip

@@ -16,7 +16,7 @@ import pandas as pd
 
 from vat.metrics import VATResult
 from vat.report.format import NA, basic_of, finite, fmt, fmt_interval, label, md_table
-from vat.values import canonical
+from vat.taxonomy import canonical
 
 Rows = Mapping[str, Mapping[str, Any]]
 
