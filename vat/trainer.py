@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vat.checkpoint import AtomicCheckpointIO, recover_checkpoints
 from vat.launch.devices import device_count
+from vat.launch.requeue import WalltimeRequeue
 from vat.loggers import guard_all, one_folder
 from vat.metrics import to_jsonable
 
@@ -81,8 +82,11 @@ def build_trainer(cfg: DictConfig, strategy, callbacks: list) -> L.Trainer:
     )
     # use_distributed_sampler=False: EpochShuffleSampler shards itself across ranks (Lightning's
     # wrapper would shuffle again on top, and the ranks would not share one process's batches).
-    trainer: L.Trainer = instantiate(cfg.trainer, strategy=strategy, callbacks=callbacks,
-                                     logger=loggers, accumulate_grad_batches=accumulate,
+    # WalltimeRequeue: SLURM's walltime signal handled between steps (Lightning's handler
+    # checkpoints inside the signal handler, mid-collective: a 2-node job hung there)
+    trainer: L.Trainer = instantiate(cfg.trainer, strategy=strategy,
+                                     callbacks=[*callbacks, WalltimeRequeue()], logger=loggers,
+                                     accumulate_grad_batches=accumulate,
                                      use_distributed_sampler=False)  # fmt: skip
     if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # not DeepSpeed's own files
         trainer.strategy.checkpoint_io = AtomicCheckpointIO()
@@ -120,16 +124,21 @@ def _callback(node: DictConfig):
 
 
 def interrupted(trainer: L.Trainer, out: Path, summary: dict) -> dict:
-    """After SIGTERM: the checkpoint `PreemptionCallback` saved, no export, a clean return."""
+    """After SIGTERM, or SLURM's walltime signal: the checkpoint `PreemptionCallback` (or
+    `WalltimeRequeue`, which also requeued the job) saved, no export, a clean return."""
     from vat.callbacks import PreemptionCallback
 
-    cb = next((c for c in trainer.callbacks if isinstance(c, PreemptionCallback)), None)
-    saved = cb.saved if cb is not None else None
-    summary["interrupted"] = {"signal": "SIGTERM", "step": trainer.global_step, "checkpoint": saved}
+    walltime = next((c for c in trainer.callbacks if isinstance(c, WalltimeRequeue)), None)
+    if walltime is not None and walltime.saved:
+        why, saved, then = f"{walltime.signal.name} (walltime)", walltime.saved, "the requeued job"
+    else:
+        cb = next((c for c in trainer.callbacks if isinstance(c, PreemptionCallback)), None)
+        why, saved, then = "SIGTERM", cb.saved if cb is not None else None, "ckpt_path=last"
+    summary["interrupted"] = {"signal": why, "step": trainer.global_step, "checkpoint": saved}
     if trainer.is_global_zero:
         (out / "summary.json").write_text(json.dumps(to_jsonable(summary), indent=2))
-        log.warning("stopped by SIGTERM at step %d (checkpoint: %s); resume with ckpt_path=last "
-                    "(a sweep: re-run the same command)", trainer.global_step, saved)  # fmt: skip
+        log.warning("stopped by %s at step %d (checkpoint: %s); %s resumes from it (a sweep: "
+                    "re-run the same command)", why, trainer.global_step, saved, then)  # fmt: skip
     return summary
 
 

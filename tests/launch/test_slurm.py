@@ -129,3 +129,45 @@ def test_walltime_signal_outside_fit_requeues_before_and_is_ignored_after(monkey
         assert not walltime_signal_guard("after", env={})  # not under srun: nothing installed
     finally:
         signal.signal(signal.SIGUSR1, old)
+
+
+def test_walltime_signal_checkpoints_and_requeues_after_the_step(tmp_path, monkeypatch):
+    """`WalltimeRequeue`: SIGUSR1 inside a step is only noted; after that step the checkpoint is
+    saved (hpc_ckpt_1.ckpt, the step after the signal), rank zero requeues the job and training
+    stops as on SIGTERM. Lightning's own handler, which checkpoints inside the signal handler
+    (mid-collective with several ranks: a 2-node job hung there), is left out."""
+    import lightning as L
+    from lightning.pytorch.demos.boring_classes import BoringModel
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    import vat.launch.requeue as R
+
+    for k, v in {"SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1", "SLURM_JOB_NAME": "vat",
+                 "SLURM_JOB_ID": "4242", "SLURM_PROCID": "0", "SLURM_LOCALID": "0",
+                 "SLURM_NODEID": "0", "SLURM_NNODES": "1", "SLURM_NODELIST": "n1"}.items():  # fmt: skip
+        monkeypatch.setenv(k, v)
+    calls = []
+    monkeypatch.setattr(R.subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+
+    class SignalAtStep2(L.Callback):
+        def on_before_backward(self, trainer, *args):
+            if trainer.global_step == 2:
+                os.kill(os.getpid(), signal.SIGUSR1)  # in the middle of step 2
+
+    requeue = R.WalltimeRequeue()
+    trainer = L.Trainer(max_steps=6, accelerator="cpu", devices=1, logger=False,
+                        plugins=[SLURMEnvironment(auto_requeue=True)],
+                        callbacks=[SignalAtStep2(), requeue], enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=tmp_path)  # fmt: skip
+    old = signal.getsignal(signal.SIGUSR1)
+    try:
+        with pytest.raises(SIGTERMException):
+            trainer.fit(BoringModel())
+        assert signal.getsignal(signal.SIGUSR1) == requeue._on_signal  # not Lightning's
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+    assert calls == [["scontrol", "requeue", "4242"]]
+    assert requeue.saved == str(tmp_path / "hpc_ckpt_1.ckpt") and requeue.step == 3
+    assert torch.load(tmp_path / "hpc_ckpt_1.ckpt", weights_only=False)["global_step"] == 3

@@ -1,10 +1,11 @@
 """Who started this process (SLURM's ``srun``, ``torchrun``) and the SLURM walltime guard.
 
 Walltime guard: a job that SLURM signals (``#SBATCH --signal=SIGUSR1@120``) 120 s before its time
-limit saves ``hpc_ckpt_<n>.ckpt`` in ``trainer.default_root_dir`` (the run dir) and requeues itself
-with ``scontrol requeue`` (Lightning's ``SLURMEnvironment(auto_requeue=True)``); the requeued job keeps
-its job id, so its run dir is the same and Lightning resumes from that checkpoint. Outside
-``Trainer.fit`` `walltime_signal_guard` handles the signal instead.
+limit saves ``hpc_ckpt_<n>.ckpt`` in ``trainer.default_root_dir`` (the run dir) after the current
+step and requeues itself with ``scontrol requeue`` (`vat.launch.requeue.WalltimeRequeue`, under
+Lightning's ``SLURMEnvironment(auto_requeue=True)``); the requeued job keeps its job id, so its run
+dir is the same and Lightning resumes from that checkpoint. Outside ``Trainer.fit``
+`walltime_signal_guard` handles the signal instead.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def _signal(sig: str | int) -> signal.Signals:
 
 def slurm_environment(auto_requeue: bool = True, requeue_signal: str | int = REQUEUE_SIGNAL):
     """Lightning's ``SLURMEnvironment`` from config (``trainer.plugins``): on ``requeue_signal``
-    every rank saves ``hpc_ckpt_<n>.ckpt`` into the run dir and rank 0 runs ``scontrol requeue``.
+    every rank saves ``hpc_ckpt_<n>.ckpt`` into the run dir after the current step and rank 0 runs
+    ``scontrol requeue`` (`vat.launch.requeue.WalltimeRequeue` reads both settings).
 
     Only valid in a process that ``srun`` started. Lightning picks the same environment with the
     same defaults by itself under ``srun``; the sbatch scripts name it so that the signal in the
@@ -66,10 +68,10 @@ def walltime_signal_guard(phase: str, requeue_signal: str | int = REQUEUE_SIGNAL
     over. ``phase="after"`` (export, final report): training is finished, the signal is logged and
     ignored, so the job completes instead of failing with "User defined signal 1" (seen on the local
     SLURM cluster when the signal came after the last step). ``phase="fit"`` puts the default back
-    just before ``Trainer.fit``: Lightning installs its checkpoint-and-requeue handler only where no
-    handler is set (``_SignalConnector._has_already_handler``). A signal between that point and
-    Lightning's registration (model set-up inside ``fit``) still ends the job. A no-op outside an
-    srun task; True when something was installed.
+    just before ``Trainer.fit``: inside ``fit`` `vat.launch.requeue.WalltimeRequeue` (a callback
+    `vat.trainer.build_trainer` adds) installs its checkpoint-and-requeue handler in its ``setup``
+    hook. A signal between that point and ``setup`` (the process group's set-up inside ``fit``)
+    still ends the job. A no-op outside an srun task; True when something was installed.
     """
     import logging
     import subprocess
