@@ -219,7 +219,7 @@ def taxonomy_names() -> tuple[set[str], set[str]]:
     for t in map(load_taxonomy, available()):
         strings |= {t.name, *t.value_names, *t.micro_names, *(g for g, _ in t.groups)}
         idents |= {t.name, *t.value_names}
-    return strings, idents
+    return strings, idents - {"power"}  # statistical power (vat.metrics.power) is no value
 
 
 def value_names_in(source: str, names: set[str], idents: set[str] | None = None) -> list[str]:

@@ -81,6 +81,7 @@ def train(cfg: DictConfig) -> dict:
         if trainer.is_global_zero:
             summary["export"] = export_hf(policy, tokenizer, out)
             summary["final"] = final_report(out, vat_cb, summary, cfg)
+            print(end_of_run_table(vat_cb, out))
             (out / "summary.json").write_text(
                 json.dumps(to_jsonable(summary), indent=2, allow_nan=False)
             )
@@ -89,6 +90,17 @@ def train(cfg: DictConfig) -> dict:
         finish_wandb()  # the next cell of a multirun must start its own W&B run
         close_process_group()
     return summary
+
+
+def end_of_run_table(cb, out: Path) -> str:
+    """The results table the run ends with: the last point of every probe (`vat.report.console`)."""
+    from vat.probes.base import validity
+    from vat.report.console import results_table
+
+    rows = {
+        name: (f"step {step}", res, validity(cb.pre[name])) for name, (step, res) in cb.last.items()
+    }
+    return results_table(rows, out / "report.md")
 
 
 def reference_check(cfg: DictConfig, data, module, out: Path) -> dict:

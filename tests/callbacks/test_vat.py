@@ -22,7 +22,6 @@ from tests.schwartz import BASIC_VALUES, SCHWARTZ
 from vat.callbacks.vat import (
     VATCallback,
     _base_model_view,
-    _loggable,
     _records_nothing,
     curve_row,
     state_dir,
@@ -126,7 +125,7 @@ def test_resume_keeps_rows_with_infinite_ends(weak, flat, tmp_path: Path):
 def test_a_torn_last_row_is_dropped_by_the_sweep_report_and_by_resume(weak, flat, tmp_path):
     """A kill in mid-append tears the curve's last line: the sweep report reads the whole rows
     (the same reader as resume), and resume rewrites the curve without the torn one."""
-    from vat.report.sweep_cells import _cell_results
+    from vat.results import cell_results
 
     cb = VATCallback.__new__(VATCallback)
     cb.curve_path = tmp_path / "vat_curve.jsonl"
@@ -136,7 +135,7 @@ def test_a_torn_last_row_is_dropped_by_the_sweep_report_and_by_resume(weak, flat
     cb.curve_path.write_text(whole + torn)
     (tmp_path / "report_lik").mkdir()
     (tmp_path / "report_lik" / "vat.json").write_text(json.dumps({"probe": "lik", "step": 2}))
-    (cell,) = _cell_results(tmp_path)
+    (cell,) = cell_results(tmp_path)
     assert [p["x"] for p in cell["trajectory"]] == [0, 2]
     cb._resume_curve(4)
     assert cb.curve_path.read_text() == whole and cb.done == {(0, "lik"), (2, "lik")}
@@ -147,7 +146,7 @@ def test_sweep_rows_from_curve_rows_and_bh(weak, flat):
     from vat.report.sweep_cells import BH_COLUMNS, TABLE_COLUMNS, add_bh, point_row
 
     row = point_row(json.loads(json.dumps(curve_row(weak, "lik", 2, 0, 0.0))))
-    assert row["gnd_hi"] == math.inf and row["nvat_excess"] == pytest.approx(
+    assert row["gnd_hi"] == math.inf and row["nvat_offdiag_excess"] == pytest.approx(
         weak.nvat_offdiag_excess
     )
     full = point_row(weak.to_dict())
@@ -155,7 +154,7 @@ def test_sweep_rows_from_curve_rows_and_bh(weak, flat):
     # a vat.json result from before the calibrated statistics: the new numbers are missing
     old = point_row({"gain": 0.1, "gnd_l1": 0.5, "nvat_offdiag": 0.3,
                       "intervals": {"gain": [0.0, 0.2]}})  # fmt: skip
-    assert old["nvat_excess"] is None and old["p_gain"] is None and old["gain_lo"] == 0.0
+    assert old["nvat_offdiag_excess"] is None and old["p_gain"] is None and old["gain_lo"] == 0.0
 
     table = pd.DataFrame([{**r, "cell": f"c{i}"} for i, r in enumerate((row, full, old))])
     table = add_bh(table.reindex(columns=[c for c in TABLE_COLUMNS if not c.endswith("_bh")]))
@@ -234,9 +233,17 @@ def test_a_point_is_saved_under_its_step_and_probe(tmp_path):
     assert state_dir(tmp_path, 12, "lik") == tmp_path / "states" / "step0000012_lik"
 
 
-def test_only_finite_numbers_are_loggable():
-    assert all(_loggable(v) for v in (0, 3, -0.5, 1e300, True))
-    assert not any(_loggable(v) for v in (None, "inf", math.inf, -math.inf, math.nan, [1.0]))
+def test_only_finite_numbers_are_logged_and_keys_follow_the_declaration():
+    from vat.metrics.fields import wandb_metrics
+
+    good = {f"g{i}": v for i, v in enumerate((0, 3, -0.5, 1e300, True))}
+    bad = {f"b{i}": v for i, v in enumerate((None, "inf", math.inf, -math.inf, math.nan, [1.0]))}
+    row = {"gain": 0.5, "gain_lo": "-inf", "p_gain": math.nan, "hubs": ["a"],
+           "shift": {**good, **bad}, "eval_seconds": 1.5, "probe": "lik"}  # fmt: skip
+    assert wandb_metrics(row, "lik") == {
+        "vat/lik/gain": 0.5, "vat/lik/eval_seconds": 1.5,
+        **{f"vat/lik/shift/{k}": v for k, v in good.items()},
+    }  # fmt: skip
 
 
 def test_figures_are_drawn_only_for_a_wandb_logger_that_records():

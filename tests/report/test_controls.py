@@ -13,7 +13,7 @@ import pytest
 from tests import schwartz as V
 from tests.overrides import FAST as TINY
 from tests.schwartz import SCHWARTZ
-from vat.report.arms import cell_states
+from vat.results import cell_states
 
 ROOT = Path(__file__).resolve().parents[2]
 

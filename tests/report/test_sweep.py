@@ -77,11 +77,11 @@ def test_report_reads_prompting_cells_and_lists_unfinished_ones(tmp_path):
     # null-corrected nVAT with its interval, each cell's own p, and BH across the sweep's cells
     from vat.metrics import benjamini_hochberg
 
-    cols = ["nvat_excess", "nvat_lo", "nvat_hi", "nvat_offdiag", "nvat_offdiag_null", "p_nvat",
+    cols = ["nvat_offdiag_excess", "nvat_lo", "nvat_hi", "nvat_offdiag", "nvat_offdiag_null", "p_nvat",
             "p_gain", "gnd_l1_bc", "gnd_l1_null", "p_drift", "p_circumplex"]  # fmt: skip
     assert table[cols].notna().all().all()
-    assert ((table["nvat_lo"] <= table["nvat_excess"])
-            & (table["nvat_excess"] <= table["nvat_hi"])).all()  # fmt: skip
+    assert ((table["nvat_lo"] <= table["nvat_offdiag_excess"])
+            & (table["nvat_offdiag_excess"] <= table["nvat_hi"])).all()  # fmt: skip
     for p in ("p_gain", "p_nvat", "p_drift", "p_circumplex"):
         assert np.allclose(table[f"{p}_bh"], benjamini_hochberg(table[p]))
     assert "Benjamini-Hochberg adjusted across the 2 cells of this sweep" in md

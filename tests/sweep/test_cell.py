@@ -115,7 +115,7 @@ def test_sweep_records_failures_skips_done_cells_resumes_and_reports(tmp_path):
     table = pd.read_parquet(out / "sweep_table.parquet")
     assert len(table) == 4 and set(table["method"]) == {"sft", "dpo"}
     assert set(table["value"]) == {"benevolence", "security"} and set(table["point"]) == {"step 2"}
-    assert table[["gain", "gain_lo", "gain_hi", "nvat_offdiag", "nvat_excess", "nvat_offdiag_null",
+    assert table[["gain", "gain_lo", "gain_hi", "nvat_offdiag", "nvat_offdiag_excess", "nvat_offdiag_null",
                   "p_gain", "p_gain_bh", "p_nvat", "p_nvat_bh"]].notna().all().all()  # fmt: skip
     assert (table["p_gain_bh"] >= table["p_gain"] - 1e-12).all()
     assert (table["gain_lo"] <= table["gain"]).all() and (table["gain"] <= table["gain_hi"]).all()

@@ -113,3 +113,21 @@ def test_a_toy_taxonomy_trains_evaluates_and_reports(compose_cfg, tmp_path, stru
 
     table = pd.read_csv(sweep / "report" / "sweep_table.csv")
     assert list(table["value"]) == ["thrift", "play"]  # the taxonomy's order
+
+
+@pytest.mark.slow
+def test_moral_foundations_train_toward_a_foundation(compose_cfg):
+    """taxonomy=mft: the bundled foundation items, value=loyalty, the cluster structure reported."""
+    from vat.train import train
+
+    cfg = compose_cfg("train", [*FAST, "taxonomy=mft", "value=loyalty", "trainer.max_steps=2",
+                                "callbacks.vat.every_n_steps=2"])  # fmt: skip
+    out = Path(cfg.paths.output_dir)
+    summary = train(cfg)
+    assert summary["target"] == "loyalty" and summary["data"]["n_heldout_scenes"] == 14
+    final = json.loads((out / "report_likelihood" / "vat.json").read_text())
+    assert final["taxonomy"] == "mft" and final["structure_kind"] == "clusters"
+    assert final["values"] == ["care", "fairness", "loyalty", "authority", "sanctity", "liberty"]
+    assert 0.1 <= final["structure"]["cluster_p"] <= 1  # 10 labelings: p is a multiple of 0.1
+    report = (out / "report.md").read_text()
+    assert "Loyalty" in report and "Moral Foundations" in report

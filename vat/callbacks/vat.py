@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from vat.data import ItemSet
 from vat.io import CURVE_FILE, atomic_write, read_curve
 from vat.measure import metrics_for, score_cached
 from vat.metrics import VATResult
+from vat.metrics.fields import CURVE, flat_row, wandb_metrics
 from vat.probes import distributed as D
 from vat.probes.base import ProbeResult
 
@@ -171,9 +171,7 @@ class VATCallback(L.Callback):
                           "free space and resume with ckpt_path=last") from e  # fmt: skip
 
     def _log(self, trainer, row: dict, res: VATResult, name: str, step: int) -> None:
-        flat = {f"vat/{name}/{k}": v for k, v in row.items()
-                if _loggable(v) and k not in ("step", "epoch")}  # fmt: skip
-        flat.update({f"vat/{name}/shift/{v}": s for v, s in row["shift"].items() if _loggable(s)})
+        flat = wandb_metrics(row, name)
         for logger in trainer.loggers:
             try:
                 logger.log_metrics(flat, step=step)
@@ -232,11 +230,6 @@ def state_dir(out_dir: Path, step: int, probe: str) -> Path:
     return Path(out_dir) / "states" / f"step{step:07d}_{probe}"
 
 
-def _loggable(v: Any) -> bool:
-    """A scalar a metrics logger takes: a finite number (not None, not "inf", not a list)."""
-    return isinstance(v, int | float) and (isinstance(v, bool) or math.isfinite(v))
-
-
 def _records_nothing(logger) -> bool:
     """A W&B logger in ``mode=disabled`` drops everything: drawing its figures (about a second
     each on a CPU) would be time taken from training for nothing."""
@@ -244,42 +237,12 @@ def _records_nothing(logger) -> bool:
 
 
 def curve_row(res: VATResult, probe: str, step: int, epoch: int, elapsed: float) -> dict:
-    """One row of the VAT curve (strict JSON: NaN becomes null, an infinite interval end "inf").
-
-    ``gnd_lo``/``gnd_hi`` bound the bias-corrected GND (``gnd_l1_bc``), ``nvat_lo``/``nvat_hi``
-    the debiased nVAT (``nvat_offdiag_excess``, the headline; ``nvat_offdiag`` is the raw value
-    and ``nvat_offdiag_null`` its noise floor).
-    """
-    d = res.to_dict()
-    iv = d["intervals"]
-    return {
-        "step": int(step),
-        "epoch": int(epoch),
-        "probe": probe,
-        "gain": d["gain"],
-        "gain_lo": iv["gain"][0],
-        "gain_hi": iv["gain"][1],
-        "p_gain": d["p_gain"],
-        "gain_too_small": d["gain_too_small"],
-        "gnd_l1": d["gnd_l1"],
-        "gnd_l1_bc": d["gnd_l1_bc"],
-        "gnd_l1_null": d["gnd_l1_null"],
-        "gnd_lo": iv["gnd_l1"][0],
-        "gnd_hi": iv["gnd_l1"][1],
-        "p_drift": d["p_drift"],
-        "p_uneven": d["p_uneven"],
-        "nvat_offdiag": d["nvat_offdiag"],
-        "nvat_offdiag_null": d["nvat_offdiag_null"],
-        "nvat_offdiag_excess": d["nvat_offdiag_excess"],
-        "nvat_lo": iv["nvat_offdiag"][0],
-        "nvat_hi": iv["nvat_offdiag"][1],
-        "p_nvat": d["p_nvat"],
-        "circumplex_consistency": d["circumplex_consistency"],
-        "p_circumplex": d["p_circumplex"],
-        "hubs": d["hubs"],
-        "shift": d["mean_shift"],
-        "eval_seconds": round(float(elapsed), 3),
-    }
+    """One row of the VAT curve: where it was measured, then the curve's fields as
+    `vat.metrics.fields` declares them (strict JSON: NaN becomes null, an infinite interval end
+    "inf"). ``gnd_lo``/``gnd_hi`` bound the bias-corrected GND, ``nvat_lo``/``nvat_hi`` the
+    debiased nVAT (``nvat_offdiag_excess``, the headline)."""
+    where = {"step": int(step), "epoch": int(epoch), "probe": probe}
+    return {**where, **flat_row(res.to_dict(), CURVE), "eval_seconds": round(float(elapsed), 3)}
 
 
 @contextlib.contextmanager

@@ -26,6 +26,7 @@ from vat.probes import distributed as D
 from vat.probes import scoring
 from vat.probes.base import ProbeResult, validity
 from vat.probes.checks import probe_checks
+from vat.results import write_measurement as write_vat_json
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ def write_measurement(cfg, out: Path, probe, intervention, post_model, spec, hel
             pre, posts[-1][1], target, results[-1]["result"], cfg.metrics
         ),
     }
-    (out / "vat.json").write_text(json.dumps(payload, indent=2, allow_nan=False))
+    write_vat_json(out, payload)
     write_outputs(out, payload, results, valid, stab)
     return payload
 
@@ -188,6 +189,10 @@ def write_outputs(out: Path, payload: dict, results: list[dict], valid, stab) ->
     )  # fmt: skip
     table = summary_table(last, valid)
     log.info("VAT summary\n%s\n\nwrote %s/vat.json, report.md and figures", table, out)
+    from vat.report.console import results_table
+
+    point = "checkpoint" if k is None else f"k={k}"
+    print(results_table({payload["probe"]: (point, last, valid)}, out / "report.md"))
 
 
 def measure_probes(cfg: DictConfig, items: ItemSet, intervention_cfg, out: Path) -> dict:

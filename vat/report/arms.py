@@ -12,7 +12,6 @@ A cell's item scores: ``states_pre_<probe>/`` and the last ``states/step*_<probe
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,27 +19,7 @@ from omegaconf import OmegaConf
 
 from vat.probes.base import ProbeResult
 from vat.report.sweep_cells import FINISHED, cell_config, cell_meta
-
-
-def _strength(p: Path) -> int:
-    tail = p.name.rsplit("_k", 1)
-    return int(tail[1]) if len(tail) == 2 and tail[1].isdigit() else -1
-
-
-def cell_states(cell_dir: Path) -> dict[str, tuple[Path, Path]]:
-    """probe -> (pre state dir, last post state dir) of one cell; probes without both are left out."""
-    out = {}
-    for pre in sorted(cell_dir.glob("states_pre_*")):
-        probe = pre.name.removeprefix("states_pre_")
-        posts = sorted((cell_dir / "states").glob(f"step*_{probe}"))
-        if posts:
-            out[probe] = (pre, posts[-1])
-    for pre in [*sorted(cell_dir.glob("*/states_pre")), cell_dir / "states_pre"]:
-        posts = sorted(pre.parent.glob("states_post*"), key=_strength)
-        if pre.is_dir() and posts:
-            probe = json.loads((pre / "meta.json").read_text()).get("probe", pre.parent.name)
-            out.setdefault(probe, (pre, posts[-1]))
-    return out
+from vat.results import cell_states
 
 
 def shift_matrix(pre: ProbeResult, post: ProbeResult) -> tuple[list[str], list[str], np.ndarray]:

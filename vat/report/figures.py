@@ -347,8 +347,11 @@ def plot_tax_matrix(tau: pd.DataFrame, path: Path, title: str, alpha: float = AL
     targets = [v for v in columns if v in set(tau["target"])]
     M = np.full((len(targets), len(columns)), np.nan)
     sig = np.zeros_like(M, dtype=bool)
+    undefined = np.zeros_like(M, dtype=bool)
     for r in tau.itertuples():
-        if r.tau is not None:
+        if not getattr(r, "gain_bounded", True):  # a ratio over a gain whose interval covers 0
+            undefined[targets.index(r.target), columns.index(r.of_value)] = True
+        elif r.tau is not None:
             M[targets.index(r.target), columns.index(r.of_value)] = float(r.tau)
             p = getattr(r, "p_holm", None)
             sig[targets.index(r.target), columns.index(r.of_value)] = (
@@ -361,17 +364,19 @@ def plot_tax_matrix(tau: pd.DataFrame, path: Path, title: str, alpha: float = AL
     for i in range(M.shape[0]):
         for j in range(M.shape[1]):
             txt = (
-                "target"
-                if columns[j] == targets[i]
+                "target" if columns[j] == targets[i]
+                else "undef." if undefined[i, j]
                 else fmt(M[i, j], 2) + ("*" if sig[i, j] else "")
-            )
+            )  # fmt: skip
             ax.text(j, i, txt, ha="center", va="center", fontsize=7,
                     color="white" if np.isfinite(M[i, j]) and abs(M[i, j]) > 0.6 * lim else "black")  # fmt: skip
     ax.set_xticks(range(len(columns)), [label(v) for v in columns], rotation=45, ha="right")
     ax.set_yticks(range(len(targets)), [label(v) for v in targets])
     ax.set_xlabel("value whose score moved")
     ax.set_ylabel("aligned toward")
-    ax.set_title(title + f"\n(* Holm p < {alpha:g})" + ("\n(n/a: on-target gain below eps, tau "
-                          "undefined)" if np.isnan(M).sum() > len(targets) else ""))  # fmt: skip
+    ax.set_title(title + f"\n(* Holm p < {alpha:g})" + ("\n(undef.: the target's gain interval covers "
+                          "0, so tau is no number)" if undefined.any() else "")
+                 + ("\n(n/a: on-target gain below eps, tau undefined)"
+                    if (np.isnan(M) & ~undefined).sum() > len(targets) else ""))  # fmt: skip
     fig.colorbar(im, ax=ax, label="tau: shift per unit on-target gain")
     return save_figure(fig, path)

@@ -6,7 +6,7 @@ each cell's own outputs and writes ``<sweep dir>/report/``:
 - ``sweep_table.csv`` / ``.parquet``: one row per (model, target value, method, probe) at the cell's
   last point (last checkpoint, or strongest prompt): gain with its interval and bootstrap-t p; GND
   bias-corrected with its interval, raw and noise floor, and the drift test; nVAT debiased
-  (``nvat_excess``, the headline) with its interval, raw (``nvat_offdiag``) and its noise floor,
+  (``nvat_offdiag_excess``, the headline) with its interval, raw (``nvat_offdiag``) and its noise floor,
   and the permutation p; hubs; circumplex consistency with its Mantel p; and ``p_gain_bh``,
   ``p_nvat_bh``, ``p_drift_bh``, ``p_circumplex_bh``: Benjamini-Hochberg adjusted across the rows
   of the table (the cells of the sweep; cell x probe when several probes ran). Holm corrections
@@ -59,7 +59,9 @@ def _display_table(table: pd.DataFrame) -> pd.DataFrame:
             "gain p (BH)": [f"{fmt_p(r['p_gain'])} ({fmt_p(r['p_gain_bh'])})" for r in rows],
             "GND b.-c. [CI]": [iv(r, "gnd_l1_bc", "gnd_lo", "gnd_hi") for r in rows],
             "GND raw / floor": [f"{fmt(r['gnd_l1'])} / {fmt(r['gnd_l1_null'])}" for r in rows],
-            "nVAT debiased [CI]": [iv(r, "nvat_excess", "nvat_lo", "nvat_hi") for r in rows],
+            "nVAT debiased [CI]": [
+                iv(r, "nvat_offdiag_excess", "nvat_lo", "nvat_hi") for r in rows
+            ],
             "nVAT raw / floor": [
                 f"{fmt(r['nvat_offdiag'])} / {fmt(r['nvat_offdiag_null'])}" for r in rows
             ],

@@ -11,29 +11,26 @@ trajectories.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from vat.io import CURVE_FILE, read_curve
 from vat.metrics import benjamini_hochberg
+from vat.metrics.fields import BY_NAME, SWEEP, TRAJECTORY, flat_row, names
+from vat.results import cell_results
 from vat.sweep.manifest import STATUS, read_json, read_manifest
 
-TABLE_COLUMNS = [
-    "model", "value", "method", "probe", "point", "gain", "gain_lo", "gain_hi", "p_gain",
-    "p_gain_bh", "gnd_l1", "gnd_l1_bc", "gnd_l1_null", "gnd_lo", "gnd_hi", "p_drift", "p_drift_bh",
-    "nvat_excess", "nvat_lo", "nvat_hi", "nvat_offdiag", "nvat_offdiag_null", "p_nvat", "p_nvat_bh",
-    "circumplex_consistency", "p_circumplex", "p_circumplex_bh", "hubs", "gain_too_small", "n_scenes", "ci", "cell",
-]  # fmt: skip
 #: p-value columns adjusted by Benjamini-Hochberg across the table's rows -> their adjusted column.
 BH_COLUMNS = {"p_gain": "p_gain_bh", "p_nvat": "p_nvat_bh", "p_drift": "p_drift_bh",
               "p_circumplex": "p_circumplex_bh"}  # fmt: skip
+#: The sweep table: what the cell is, then the sweep fields (`vat.metrics.fields`), each p-value
+#: followed by its BH-adjusted column.
+TABLE_COLUMNS = ["model", "value", "method", "probe", "point",
+                 *[c for f in names(SWEEP) for c in (f, BH_COLUMNS.get(f)) if c], "cell"]  # fmt: skip
 #: Columns of a trajectory point (curve rows and per-strength results share these names).
-TRAJ_KEYS = ("gain", "gain_lo", "gain_hi", "gnd_l1", "gnd_l1_bc", "gnd_lo", "gnd_hi",
-             "nvat_offdiag", "nvat_excess", "nvat_lo", "nvat_hi")  # fmt: skip
+TRAJ_KEYS = tuple(names(TRAJECTORY))
 #: Statuses whose cells have results to read (``unknown``: a cell dir the manifest lacks).
 FINISHED = ("done", "unknown")
 
@@ -101,74 +98,15 @@ def _intervention_name(cfg) -> str:
 
 
 def point_row(res: dict) -> dict[str, Any]:
-    """The table's numbers from a `VATResult.to_dict` (a vat.json result) or a curve row.
+    """The sweep table's fields from a `VATResult.to_dict` (a vat.json result) or a curve row.
 
-    A result written before the calibrated statistics lacks the nulls and the debiased numbers:
-    they come back missing (None), never as a raw number under a debiased name.
-    """
-    iv = res.get("intervals") or {}
-    lo_hi = lambda k, lo, hi: iv.get(k) or [res.get(lo), res.get(hi)]  # noqa: E731
-    g, d, nv = (lo_hi("gain", "gain_lo", "gain_hi"), lo_hi("gnd_l1", "gnd_lo", "gnd_hi"),
-                lo_hi("nvat_offdiag", "nvat_lo", "nvat_hi"))  # fmt: skip
-    n = lambda k: _num(res.get(k))  # noqa: E731
-    return {
-        "gain": n("gain"),
-        "gain_lo": _num(g[0]),
-        "gain_hi": _num(g[1]),
-        "p_gain": n("p_gain"),
-        "gnd_l1": n("gnd_l1"),
-        "gnd_l1_bc": n("gnd_l1_bc"),
-        "gnd_l1_null": n("gnd_l1_null"),
-        "gnd_lo": _num(d[0]),
-        "gnd_hi": _num(d[1]),
-        "p_drift": n("p_drift"),
-        "nvat_excess": n("nvat_offdiag_excess"),
-        "nvat_lo": _num(nv[0]),
-        "nvat_hi": _num(nv[1]),
-        "nvat_offdiag": n("nvat_offdiag"),
-        "nvat_offdiag_null": n("nvat_offdiag_null"),
-        "p_nvat": n("p_nvat"),
-        "circumplex_consistency": n("circumplex_consistency"),
-        "p_circumplex": n("p_circumplex"),
-        "hubs": ",".join(res.get("hubs") or []),
-        "gain_too_small": bool(res.get("gain_too_small")),
-        "n_scenes": res.get("n_scenes"),
-        "ci": n("ci"),
-    }
-
-
-def _trajectory(axis: str, points: list[dict]) -> list[dict]:
-    """Trajectory rows (`TRAJ_KEYS`) of curve rows (``axis="step"``) or per-strength results
-    (``axis="k"``), each at its ``x``: the step or the strength."""
-    x_key = {"step": "step", "k": "strength"}[axis]
-    return [{"axis": axis, "x": p.get(x_key),
-             **{k: v for k, v in point_row(p).items() if k in TRAJ_KEYS}} for p in points]  # fmt: skip
-
-
-def _cell_results(cell_dir: Path) -> list[dict]:
-    """Per probe: ``{"probe", "final": full result dict, "point", "trajectory": [rows]}``."""
-    out = []
-    curve = cell_dir / CURVE_FILE
-    rows = read_curve(curve)[0] if curve.is_file() else []  # a killed cell's torn row: dropped
-    for f in sorted(cell_dir.glob("report_*/vat.json")):  # sft / dpo: last checkpoint + curve
-        res = json.loads(f.read_text(encoding="utf-8"))
-        probe = res.get("probe", f.parent.name.removeprefix("report_"))
-        traj = _trajectory("step", [r for r in rows if r["probe"] == probe])
-        out.append({"probe": probe, "final": res, "point": f"step {res.get('step')}",
-                    "trajectory": traj})  # fmt: skip
-    vat_files = sorted(cell_dir.glob("*/vat.json")) + sorted(cell_dir.glob("vat.json"))
-    for f in vat_files:  # prompting / evaluate: one result per strength
-        if f.parent.name.startswith("report_"):
-            continue
-        payload = json.loads(f.read_text(encoding="utf-8"))
-        results = payload.get("results") or []
-        if not results:
-            continue
-        last = results[-1]
-        point = "checkpoint" if last.get("strength") is None else f"k={last['strength']}"
-        out.append({"probe": payload.get("probe", f.parent.name), "final": last, "point": point,
-                    "trajectory": _trajectory("k", results)})  # fmt: skip
-    return out
+    A result written before a field existed lacks it: it comes back missing (None), never as
+    another number under its name."""
+    row = flat_row(res, SWEEP)
+    row = {k: v if BY_NAME[k].fmt in ("list", "int") else _num(v) for k, v in row.items()}
+    row["hubs"] = ",".join(row["hubs"] or [])
+    row["gain_too_small"] = bool(res.get("gain_too_small"))
+    return row
 
 
 def collect(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[dict]]:
@@ -181,7 +119,7 @@ def collect(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
     for name, c in sweep_cells(sweep_dir).items():
         cell_dir = sweep_dir / name
         meta = cell_meta(cell_dir, c.get("overrides") or [])
-        results = _cell_results(cell_dir) if c.get("status") in FINISHED else []
+        results = cell_results(cell_dir) if c.get("status") in FINISHED else []
         if not results:
             pending.append({"cell": name, **meta, "status": c.get("status", "unknown"),
                             "error": c.get("error")})  # fmt: skip
@@ -197,7 +135,8 @@ def collect(sweep_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
                 p_holm = (r["final"].get("p_holm") or {}).get(v)
                 taus.append({**key, "target": meta["value"], "of_value": v, "tau": t,
                              "shift": shift, "p_holm": _num(p_holm), "cell": name,
-                             "order": rank.get(v), "target_order": rank.get(meta["value"])})  # fmt: skip
+                             "order": rank.get(v), "target_order": rank.get(meta["value"]),
+                             "gain_bounded": bool(r["final"].get("gain_bounded", True))})  # fmt: skip
             trajs += [{**key, **p, "cell": name} for p in r["trajectory"]]
     table_df = add_bh(pd.DataFrame(table, columns=TABLE_COLUMNS))
     table_df = table_df.sort_values(

@@ -43,6 +43,7 @@ def final_report(out: Path, cb, summary: dict, cfg: DictConfig) -> dict:
     from vat.report import make_figures, plot_curve, write_report
     from vat.report.checks import checks_lines, robustness_lines
     from vat.report.headline import interpretation
+    from vat.results import write_final
 
     rows, _ = read_curve(cb.curve_path)
     final = {}
@@ -67,8 +68,7 @@ def final_report(out: Path, cb, summary: dict, cfg: DictConfig) -> dict:
     for name, (step, res) in cb.last.items():
         d = out / f"report_{name}"
         figs = make_figures(res, d)
-        (d / "vat.json").write_text(json.dumps({"step": step, "probe": name, **res.to_dict()},
-                                               indent=2, allow_nan=False))  # fmt: skip
+        write_final(d, name, step, res.to_dict())
         figs["curve"] = plot_curve(
             [r for r in rows if r["probe"] == name], d / "curve.png", probe=name
         )

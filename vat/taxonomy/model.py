@@ -192,20 +192,22 @@ class Taxonomy:
             return self.micro_names
         raise ValueError(f"unknown level {level!r}; expected 'basic' (or 'value') or 'micro'")
 
-    def normalize_value(self, name: str) -> str:
-        """Canonical value name for any spelling; `UnknownValueError` lists the valid ones."""
+    def _normalize(self, name: str, level: str) -> str:
         key = canonical(name)
-        if key not in self._index["value_of"]:
-            raise UnknownValueError(f"unknown {self.name} value {name!r}; expected one of: "
-                                    f"{', '.join(self.value_names)}")  # fmt: skip
+        valid = self.names(level)
+        if key not in valid:
+            kind = "value" if level == "basic" else "micro-value"
+            raise UnknownValueError(f"unknown {self.name} {kind} {name!r}; expected one of: "
+                                    f"{', '.join(valid)}")  # fmt: skip
         return key
 
+    def normalize_value(self, name: str) -> str:
+        """Canonical value name for any spelling; `UnknownValueError` lists the valid ones."""
+        return self._normalize(name, "basic")
+
     def normalize_micro_value(self, name: str) -> str:
-        key = canonical(name)
-        if key not in self._index["micro_of"]:
-            raise UnknownValueError(f"unknown {self.name} micro-value {name!r}; expected one of: "
-                                    f"{', '.join(self.micro_names)}")  # fmt: skip
-        return key
+        """Canonical micro-value name for any spelling; `UnknownValueError` lists the valid ones."""
+        return self._normalize(name, "micro")
 
     def value_of(self, micro_value: str) -> str:
         """The value a micro-value belongs to."""
