@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vat.data import ItemSet
 from vat.preflight import check_config, check_items_for_config
+from vat.quiet import quiet_library_noise
 from vat.safety import check_targets
 from vat.taxonomy import Taxonomy
 
@@ -30,6 +31,7 @@ def setup(cfg: DictConfig) -> Path:
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, out / "config.yaml")
+    quiet_library_noise(out / "checkpoints")  # library messages that do not concern this run
     os.environ["VAT_CACHE"] = str(cfg.paths.cache_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     return out

@@ -25,6 +25,7 @@ from vat.measure import measure_probes, model_key
 from vat.metrics import to_jsonable
 from vat.models import as_spec, load_tokenizer
 from vat.preflight import check_items
+from vat.quiet import drop_wandb_anonymous
 from vat.report.training import final_report
 from vat.run import build_items, setup
 from vat.trainer import (
@@ -66,6 +67,7 @@ def train(cfg: DictConfig) -> dict:
         model_key=model_key(cfg.model), out_dir=out,
     )  # fmt: skip
     trainer = build_trainer(cfg, strategy, build_callbacks(cfg, vat_cb))
+    drop_wandb_anonymous(trainer.loggers)  # before the W&B run starts (at the first log)
     if "value_gap" in summary:  # no empty metrics row for methods without a reference
         for lg in trainer.loggers:
             lg.log_metrics({f"value_gap/{k}": v for k, v in summary["value_gap"].items()
