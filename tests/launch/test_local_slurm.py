@@ -19,10 +19,7 @@ unless ``VAT_REQUIRE_SLURM=1`` (set by ``.ci/run``, which installs it), where th
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -30,93 +27,37 @@ from pathlib import Path
 
 import pytest
 
+from tests.launch import slurm_cluster as S
+from tests.launch.slurm_cluster import ROOT
 from tests.overrides import FAST
 
-ROOT = Path(__file__).resolve().parents[2]
-CLUSTER = ROOT / "launch" / "local_slurm" / "cluster.sh"
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return port if port < 65000 else 16817
 
 
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory):
-    """The environment (``SLURM_CONF`` ...) of a local cluster, torn down after the module."""
-    if any(shutil.which(c) is None for c in ("slurmctld", "munged", "slurmdbd", "mariadbd")):
-        msg = "SLURM is not installed (apt-get install slurm-wlm munge slurmdbd mariadb-server)"
-        if os.environ.get("VAT_REQUIRE_SLURM") == "1":
-            pytest.fail(msg + " but VAT_REQUIRE_SLURM=1")
-        pytest.skip(msg + "; CI installs it and sets VAT_REQUIRE_SLURM=1")
-    d = tmp_path_factory.mktemp("slurm")
-    env = {**os.environ, "VAT_SLURM_DIR": str(d), "VAT_SLURM_PORT": str(_free_port()),
-           "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}  # fmt: skip
-    p = subprocess.run([str(CLUSTER), "start"], env=env, capture_output=True, text=True,
-                       timeout=180)  # fmt: skip
-    assert p.returncode == 0, p.stdout + p.stderr
-    env["SLURM_CONF"] = str(d / "slurm.conf")
+    """The environment (``SLURM_CONF`` ...) of a one-node cluster, torn down after the module."""
+    env = S.start_cluster(tmp_path_factory.mktemp("slurm"), nodes=1)
     yield env
-    subprocess.run([str(CLUSTER), "stop"], env=env, capture_output=True, timeout=120)
+    S.stop_cluster(env)
 
 
-def _job(env, job_id: str) -> dict[str, str]:
-    out = subprocess.run(["scontrol", "show", "job", "-o", job_id], env=env, capture_output=True,
-                         text=True, timeout=30).stdout  # fmt: skip
-    return dict(re.findall(r"(\w+)=(\S*)", out))
-
-
-def _wait(env, job_id: str, timeout: float, until=("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT",
-                                                   "NODE_FAIL", "OUT_OF_MEMORY")) -> dict:  # fmt: skip
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        info = _job(env, job_id)
-        if info.get("JobState") in until:
-            return info
-        time.sleep(2)
-    subprocess.run(["scancel", job_id], env=env, timeout=30)
-    raise AssertionError(f"job {job_id} still {info.get('JobState')} after {timeout} s: {info}")
-
-
-def _render(tmp_path: Path, run_dir: Path, *overrides: str, time_limit: str = "00:15:00",
-            signal_lead: int = 120) -> Path:  # fmt: skip
-    script = tmp_path / "job.sh"
-    subprocess.run([sys.executable, "-m", "vat.launch", "sbatch", "--gpus-per-node", "0",
-                    "--tasks-per-node", "2", "--time", time_limit, "--signal-lead",
-                    str(signal_lead), "--run-dir", str(run_dir), "--python", sys.executable,
-                    "-o", str(script), "--", *FAST, "trainer.accelerator=cpu", "strategy=ddp",
-                    "batch.micro_size=1", "batch.global_size=2",
-                    f"paths.cache_dir={tmp_path / 'cache'}", *overrides],
-                   cwd=ROOT, check=True, timeout=60)  # fmt: skip
-    return script
-
-
-def _sbatch(env, script: Path, out: Path, *flags: str) -> str:
-    p = subprocess.run(["sbatch", "--parsable", f"--output={out}", *flags, str(script)], cwd=ROOT,
-                       env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert p.returncode == 0, p.stderr
-    return p.stdout.strip().split(";")[0]
-
-
-def _curve(run_dir: Path) -> list[dict]:
-    rows = [json.loads(x) for x in (run_dir / "vat_curve.jsonl").read_text().splitlines() if x]
-    return [r for r in rows if r.get("probe") == "likelihood"]
+def _render(tmp_path: Path, run_dir: Path, *overrides: str, **job_args) -> Path:
+    return S.render(tmp_path / "job.sh", run_dir, "batch.micro_size=1", "batch.global_size=2",
+                    f"paths.cache_dir={tmp_path / 'cache'}", *overrides, **job_args)  # fmt: skip
 
 
 def test_sbatch_runs_ddp_over_two_srun_tasks(slurm, tmp_path):
     run_dir = tmp_path / "run"
     script = _render(tmp_path, run_dir, "trainer.max_steps=4", "callbacks.vat.every_n_steps=2")
     log = tmp_path / "slurm.out"
-    job = _sbatch(slurm, script, log)
-    info = _wait(slurm, job, timeout=900)
+    job = S.sbatch(slurm, script, log)
+    info = S.wait(slurm, job, timeout=900)
     text = log.read_text()
     assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", text[-4000:]
     assert f"-> {run_dir}" in text  # the run dir the script promised
     assert "MEMBER: 1/2" in text and "MEMBER: 2/2" in text  # both ranks joined one process group
-    assert [r["step"] for r in _curve(run_dir)] == [0, 2, 4]
+    assert [r["step"] for r in S.curve(run_dir)] == [0, 2, 4]
     assert list((run_dir / "checkpoints").glob("*.ckpt"))
     assert (run_dir / "hf_adapter").is_dir()
 
@@ -131,10 +72,10 @@ def test_walltime_guard_checkpoints_requeues_and_resumes(slurm, tmp_path):
                      f"callbacks.vat.every_n_steps={every}", time_limit="00:02:00",
                      signal_lead=60)  # fmt: skip
     log = tmp_path / "slurm.out"
-    job = _sbatch(slurm, script, log)
+    job = S.sbatch(slurm, script, log)
     t0 = time.monotonic()
     while time.monotonic() - t0 < 600:  # the guard fires, the job goes back to the queue
-        info = _job(slurm, job)
+        info = S.job(slurm, job)
         if int(info.get("Restarts", 0)) >= 1:
             break
         assert info.get("JobState") not in ("COMPLETED", "FAILED", "TIMEOUT", "CANCELLED"), (
@@ -143,18 +84,18 @@ def test_walltime_guard_checkpoints_requeues_and_resumes(slurm, tmp_path):
         )
         time.sleep(2)
     else:
-        raise AssertionError(f"no requeue within 600 s: {_job(slurm, job)}")
+        raise AssertionError(f"no requeue within 600 s: {S.job(slurm, job)}")
     # time enough for the rest (the guard would otherwise fire again, which is fine but slow)
     subprocess.run(["scontrol", "update", f"JobId={job}", "TimeLimit=00:20:00"], env=slurm,
                    check=True, timeout=30)  # fmt: skip
-    info = _wait(slurm, job, timeout=1200)
+    info = S.wait(slurm, job, timeout=1200)
     text = log.read_text()
     assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", text[-4000:]
     assert int(info["Restarts"]) == 1
     assert "(restart 0)" in text and "(restart 1)" in text
     assert list(run_dir.glob("hpc_ckpt_*.ckpt")), "the walltime guard saved no hpc checkpoint"
     # the curve of an uninterrupted run: every checkpoint step once, up to the last
-    assert [r["step"] for r in _curve(run_dir)] == list(range(0, steps + 1, every))
+    assert [r["step"] for r in S.curve(run_dir)] == list(range(0, steps + 1, every))
 
 
 def test_submitit_sweep_submits_one_job_per_cell_and_nothing_when_done(slurm, tmp_path):
@@ -175,7 +116,7 @@ def test_submitit_sweep_submits_one_job_per_cell_and_nothing_when_done(slurm, tm
     # submitit submits the batch as one job array: one array task (<id>_<k>) per cell
     assert len([j for j in jobs if re.fullmatch(r"\d+_\d+", j)]) == 2, jobs
     for c in manifest.values():
-        rows = _curve(Path(c["dir"]))
+        rows = S.curve(Path(c["dir"]))
         assert [r["step"] for r in rows] == [0, 2]
     p = subprocess.run(cmd, cwd=ROOT, env=slurm, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, (p.stdout + p.stderr)[-4000:]
@@ -236,4 +177,4 @@ def test_scancel_interrupts_the_cell_and_the_same_command_resumes_it(slurm, tmp_
     (cell,) = _cells(sweep).values()
     assert cell["status"] == "done" and Path(cell["dir"]) == cell_dir, cell
     assert cell["resumed_from"] and cell["resumed_from"].endswith("last.ckpt"), cell
-    assert [r["step"] for r in _curve(cell_dir)] == list(range(0, steps + 1, every))
+    assert [r["step"] for r in S.curve(cell_dir)] == list(range(0, steps + 1, every))
