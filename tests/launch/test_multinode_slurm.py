@@ -150,6 +150,7 @@ def test_walltime_on_two_nodes_checkpoints_requeues_and_resumes_once(jobs, slurm
     # from Lightning's handler, which saved mid-collective and hung
     assert first.count("SLURM walltime signal (SIGUSR1)") == 2, first[-4000:]
     assert "Handling auto-requeue signal" not in text
+    assert "stopped by SIGUSR1 (walltime) at step" in first  # why the first part ended
     assert [p.name for p in w.run_dir.glob("hpc_ckpt_*.ckpt")] == ["hpc_ckpt_1.ckpt"]
     assert "Restoring states from the checkpoint path at" in second
     keys = [(r["step"], r["probe"]) for r in S.curve(w.run_dir, None)]
