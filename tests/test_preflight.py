@@ -73,10 +73,12 @@ def test_bad_values_are_listed_in_order_with_what_is_expected():
 
 
 def test_the_range_checks_at_their_bounds():
-    fraction = P._num(0, 1, lo_open=True)  # (0, 1]
+    from vat.settings import number
+
+    fraction = number(0, 1, lo_open=True)  # (0, 1]
     assert [fraction(x) for x in (0, 1e-9, 0.5, 1, 1.000001)] == [False, True, True, True, False]
     assert not any(fraction(x) for x in (True, "0.5", None))  # a bool is no number here
-    count = P._num(0, None, integer=True)  # an integer >= 0
+    count = number(0, None, integer=True)  # an integer >= 0
     assert [count(x) for x in (-1, 0, 7, 2.0, False)] == [False, True, True, False, False]
 
 

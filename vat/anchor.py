@@ -47,7 +47,11 @@ from typing import NamedTuple
 
 import torch
 
+from vat.settings import Rule, number
+
 __all__ = [
+    "ANCHOR_PER_PAIR",
+    "ANCHOR_WEIGHT",
     "AnchorPenalty",
     "anchored_loss",
     "check_weight",
@@ -126,11 +130,16 @@ def value_anchor(
     return AnchorPenalty((means * means).mean(), s.detach())
 
 
+#: lambda's rule, written once: `vat.preflight` runs it on the config before anything loads, the
+#: DPO module when it is built, `anchored_loss` on what it is given.
+ANCHOR_WEIGHT = Rule(number(0, finite=True), "a finite number >= 0 (lambda)")
+#: method.anchor_per_pair's rule: anchor pairs per target pair (0: plain DPO).
+ANCHOR_PER_PAIR = Rule(number(0, integer=True), "an integer >= 0 (anchor pairs per target pair)")
+
+
 def check_weight(weight: float) -> None:
     """lambda must be a finite number >= 0 (a bool is not a number here)."""
-    if not (isinstance(weight, Real) and not isinstance(weight, bool) and weight >= 0
-            and math.isfinite(weight)):  # fmt: skip
-        raise ValueError(f"anchor weight (lambda) must be a finite number >= 0, got {weight!r}")
+    ANCHOR_WEIGHT.check("method.module.anchor_weight", weight)
 
 
 def anchored_loss(target_loss: torch.Tensor, anchor: AnchorPenalty | None, weight: float):

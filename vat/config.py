@@ -13,17 +13,22 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
 from vat.data.loaders import DEFAULT_COLUMNS, DEFAULT_POLARITY, load_items
+from vat.data.readers import _READERS
 from vat.data.schema import OnInvalid
 from vat.defaults import defaults_of
 from vat.interventions import NoIntervention, Prompting
-from vat.metrics import compute_vat
+from vat.metrics.settings import MetricsSettings
 from vat.models.loading import ModelSpec
 from vat.probes import JudgmentProbe, LikelihoodProbe
+from vat.settings import Choice
 from vat.sweep.names import register_resolvers
 from vat.taxonomy import available, load_taxonomy
 
 _LOAD_ITEMS = defaults_of(load_items)
-_COMPUTE_VAT = defaults_of(compute_vat)
+
+#: data.format: from the file's suffix (auto), a reader of `vat.data.readers`, or the Hugging Face hub
+DataFormat = Choice("DataFormat", {f: f for f in ("auto", *_READERS, "hf")})
+_FORMAT = DataFormat(_LOAD_ITEMS["format"])
 
 
 # Source column for each item field; null derives it (id from the line, value from the
@@ -39,9 +44,7 @@ class DataConfig:
 
     _target_: str = "vat.data.load_items"
     source: str = MISSING  # "bundled", a file path, or a Hugging Face dataset id (format=hf)
-    format: str = _LOAD_ITEMS[
-        "format"
-    ]  # auto (from the suffix) | jsonl | json | csv | parquet | hf
+    format: DataFormat = _FORMAT  # auto (from the suffix) | jsonl | json | csv | parquet | hf
     hf_split: str = _LOAD_ITEMS["hf_split"]
     revision: str | None = _LOAD_ITEMS["revision"]
     data_files: Any = _LOAD_ITEMS["data_files"]
@@ -73,29 +76,23 @@ class ValueConfig:
     name: str = MISSING
 
 
-@dataclass
-class MetricsConfig:
-    """Arguments of `vat.metrics.compute_vat` (see vat-spec section 4), with its defaults:
-    ``eps`` is the smallest |gain| (in ``eps_units``: ``pre_sd``, a share of the pre state's scene
-    SD, or ``score``, probe units) below which ratios are NaN; ``coupling_method`` spearman or
-    kendall; ``min_overlap`` the fewest shared scenes for a correlation to enter R;
-    ``bootstrap_scheme`` bootstrap or subsample (the paper's rescaled 80 % subsamples);
-    ``n_permutations`` for the coupling nulls and the Mantel test."""
+class Level(Choice):
+    """value: the taxonomy's values; both: also its micro-values and Kendall's tau at the final
+    point, with their agreement (`vat.metrics.robustness`)."""
 
-    eps: float = _COMPUTE_VAT["eps"]
-    eps_units: str = _COMPUTE_VAT["eps_units"]
-    coupling_method: str = _COMPUTE_VAT["coupling_method"]
-    min_overlap: int = _COMPUTE_VAT["min_overlap"]
-    n_bootstrap: int = _COMPUTE_VAT["n_bootstrap"]
-    bootstrap_scheme: str = _COMPUTE_VAT["bootstrap_scheme"]
-    subsample_frac: float = _COMPUTE_VAT["subsample_frac"]
-    ci: float = _COMPUTE_VAT["ci"]
-    n_permutations: int = _COMPUTE_VAT["n_permutations"]
-    hub_k: int = _COMPUTE_VAT["hub_k"]
-    seed: int = _COMPUTE_VAT["seed"]
-    # value: the ten basic values; both: also the 56 micro-values and Kendall's tau at the final
-    # point, with their agreement (vat.metrics.robustness; not an argument of compute_vat)
-    level: str = "value"
+    value = "value"
+    both = "both"
+
+
+@dataclass
+class MetricsConfig(MetricsSettings):
+    """The ``metrics`` node: `vat.metrics.compute_vat`'s settings (`MetricsSettings`: their
+    defaults, options and ranges) and the ``level`` of the analysis (not an argument of
+    compute_vat). A choice outside its options fails at compose time; a number outside its range
+    when `vat.preflight` builds this dataclass, before anything loads."""
+
+    level: Level = Level.value
+    seed: int = MetricsSettings.seed  # a run's metrics are reproducible: no null (fresh entropy)
 
 
 @dataclass

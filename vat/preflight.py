@@ -1,19 +1,22 @@
 """Checks that run before any expensive work, failing in seconds with a message naming what is
 wrong instead of an hour into a GPU job.
 
-`check_config` runs in `vat.run.setup` (first thing in ``train.py`` and ``evaluate.py``, before any
-data or model loads): a value outside its options, a number outside its range, or a combination
-that cannot work raises `ConfigError` naming the key, the bad value and what is expected.
-`check_items_for_config` runs as soon as the items are loaded, before any model.
+A value outside a choice field's options already failed when Hydra composed the config (the
+schemas type them as `vat.settings.Choice` enums). `check_config` runs in `vat.run.setup` (first
+thing in ``train.py`` and ``evaluate.py``, before any data or model loads): a number outside its
+range (the rule of its node's settings dataclass, or of `RULES` for a key without one), a
+combination of nodes that cannot work, or a node whose object refuses it raises `ConfigError`
+naming each key, the bad value and what is expected. It runs each rule where it is written and
+writes none twice (tests/test_validation_once.py). `check_items_for_config` runs as soon as the
+items are loaded, before any model.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vat.data import ItemSet
 from vat.data.schema import DataError
+from vat.settings import Rule, SettingsError, number
 
 log = logging.getLogger(__name__)
 
@@ -55,46 +59,23 @@ def check_items(items: ItemSet, target: str) -> dict:
 
 
 # ----------------------------------------------------------------------------- config checks
-def _choices(cfg: DictConfig) -> dict[str, tuple[str, ...]]:
-    from vat.models.loading import DTYPES, PADDING_SIDES
-
-    choices = {"model.dtype": DTYPES, "model.padding_side": PADDING_SIDES}
-    return choices | {
-        "metrics.coupling_method": ("spearman", "kendall"),
-        "metrics.bootstrap_scheme": ("bootstrap", "subsample"),
-        "metrics.eps_units": ("pre_sd", "score"),
-    }
-
-
-def _num(lo: float | None, hi: float | None, lo_open: bool = False, hi_open: bool = False,
-         integer: bool = False):  # fmt: skip
-    def ok(x: Any) -> bool:
-        if isinstance(x, bool) or not isinstance(x, int if integer else int | float):
-            return False
-        if lo is not None and (x <= lo if lo_open else x < lo):
-            return False
-        return not (hi is not None and (x >= hi if hi_open else x > hi))
-
-    return ok
+# Where each rule lives (each written once): choices are `Choice` enums in the schemas (Hydra
+# refuses another value at compose time); the ranges of a node with a settings dataclass are its
+# ``RULES`` (`MetricsSettings`, `LoraSpec`), run here by building the dataclass; lambda's is
+# `vat.anchor.ANCHOR_WEIGHT`. Here: the keys without a typed node of their own, the rules across
+# nodes, and the checks that need an object (taxonomy, probes, intervention, reference).
+RULES: dict[str, Rule] = {
+    # the VAT callback runs this rule too, when it is built
+    "callbacks.vat.every_n_steps": Rule(number(1, integer=True),
+                                        "an integer >= 1 (steps between VAT points)"),
+    "batch.micro_size": Rule(number(1, integer=True), "an integer >= 1"),
+    "batch.global_size": Rule(number(1, integer=True), "an integer >= 1"),
+}  # fmt: skip
 
 
-# key -> (test, what is expected)
-_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "metrics.eps": (_num(0, None), "a number >= 0"),
-    "metrics.n_bootstrap": (_num(0, None, integer=True), "an integer >= 0"),
-    "metrics.n_permutations": (_num(0, None, integer=True), "an integer >= 0"),
-    "metrics.min_overlap": (_num(2, None, integer=True), "an integer >= 2 (shared scenes)"),
-    "metrics.ci": (_num(0, 1, lo_open=True, hi_open=True), "a level in (0, 1), e.g. 0.95"),
-    "metrics.subsample_frac": (_num(0, 1, lo_open=True), "a fraction in (0, 1]"),
-    "model.lora.r": (_num(1, None, integer=True), "a rank >= 1"),
-    "model.lora.dropout": (_num(0, 1, hi_open=True), "a probability in [0, 1)"),
-    "callbacks.vat.every_n_steps": (
-        _num(1, None, integer=True),
-        "an integer >= 1 (steps between VAT points)",
-    ),
-    "batch.micro_size": (_num(1, None, integer=True), "an integer >= 1"),
-    "batch.global_size": (_num(1, None, integer=True), "an integer >= 1"),
-}
+def _problems(rule: Rule, key: str, value: Any) -> list[str]:
+    problem = rule.problem(key, value)
+    return [problem] if problem else []
 
 
 def _get(cfg: DictConfig, key: str) -> Any:
@@ -149,14 +130,11 @@ def check_config(cfg: DictConfig) -> None:
 
     problems += _taxonomy_problems(cfg)
 
-    for key, options in _choices(cfg).items():
+    problems += _settings_problems(cfg)
+    for key, rule in RULES.items():
         v = _get(cfg, key)
-        if v is not _UNSET and v not in options:
-            problems.append(f"{key}={_show(v)}: expected one of {', '.join(options)}")
-    for key, (ok, expected) in _RANGES.items():
-        v = _get(cfg, key)
-        if v is not _UNSET and not ok(v):
-            problems.append(f"{key}={_show(v)}: expected {expected}")
+        if v is not _UNSET:
+            problems += _problems(rule, key, v)
 
     model = _get(cfg, "model")
     if isinstance(model, DictConfig):
@@ -174,10 +152,6 @@ def check_config(cfg: DictConfig) -> None:
 
     # Combinations
     trains = _get(cfg, "method.module") not in (None, _UNSET)
-    level = _get(cfg, "metrics.level")
-    if level not in (None, _UNSET, "value", "both"):
-        problems.append(f"metrics.level={level}: expected value (the ten basic values) or both "
-                        "(also the 56 micro-values and Kendall's tau, at the final point)")  # fmt: skip
     problems += _check_train_data(cfg)
     problems += _check_anchor(cfg)
     problems += _check_reference(cfg)
@@ -265,30 +239,53 @@ def _check_reference(cfg: DictConfig) -> list[str]:
 
 
 def _check_anchor(cfg) -> list[str]:
-    """Tax-aware DPO (`vat.anchor`): anchor pairs and an anchor penalty come together."""
+    """Tax-aware DPO (`vat.anchor`): anchor pairs and an anchor penalty come together; k and
+    lambda by the rules `vat.anchor` writes for them."""
+    from vat.anchor import ANCHOR_PER_PAIR, ANCHOR_WEIGHT
+
     k = _get(cfg, "method.anchor_per_pair")
     fn = _get(cfg, "method.module.anchor")
     weight = _get(cfg, "method.module.anchor_weight")
     has_k = k not in (None, _UNSET, 0)
     has_fn = fn not in (None, _UNSET)
-    out = []
-    if has_k and (isinstance(k, bool) or not isinstance(k, int) or k < 0):
-        out.append(f"method.anchor_per_pair={_show(k)}: expected an integer >= 0 (anchor pairs "
-                   "per target pair)")  # fmt: skip
-    elif has_k and _get(cfg, "method.module") in (None, _UNSET):
+    out = _problems(ANCHOR_PER_PAIR, "method.anchor_per_pair", k) if has_k else []
+    has_k = has_k and not out  # a bad k: the combinations below would only repeat it
+    if has_k and _get(cfg, "method.module") in (None, _UNSET):
         out.append(f"method.anchor_per_pair={k}: only a training method (DPO) takes anchor pairs")
     elif has_k and not has_fn:
         out.append(f"method.anchor_per_pair={k} with method.module.anchor=null: the anchor pairs "
                    "would be scored and ignored; set method.module.anchor (method=dpo_anchored) or "
                    "method.anchor_per_pair=0")  # fmt: skip
-    if has_fn and not has_k:
+    if has_fn and not has_k and not out:
         out.append("method.module.anchor is set but method.anchor_per_pair is 0: no anchor pairs "
                    "to hold; set method.anchor_per_pair=1 (or more)")  # fmt: skip
-    if weight not in (None, _UNSET) and not (
-        isinstance(weight, int | float) and not isinstance(weight, bool) and weight >= 0
-        and math.isfinite(weight)):  # fmt: skip
-        out.append(f"method.module.anchor_weight={_show(weight)}: expected a finite number >= 0 "
-                   "(lambda)")  # fmt: skip
+    if weight not in (None, _UNSET):
+        out += _problems(ANCHOR_WEIGHT, "method.module.anchor_weight", weight)
+    return out
+
+
+def _settings_problems(cfg: DictConfig) -> list[str]:
+    """The nodes whose dataclass checks its own fields (`vat.settings.Settings`), built from the
+    config: ``metrics`` (`MetricsConfig`), ``model`` (`ModelSpec`: its choices, for a config
+    composed without the schema) and ``model.lora`` (`LoraSpec`). Each problem under its key."""
+    from vat.config import MetricsConfig
+    from vat.models.loading import LoraSpec, ModelSpec
+
+    out = []
+    for key, cls in (("model", ModelSpec), ("model.lora", LoraSpec), ("metrics", MetricsConfig)):
+        node = _get(cfg, key)
+        if not isinstance(node, DictConfig):
+            continue
+        kwargs = OmegaConf.to_container(node, resolve=True)
+        if cls is ModelSpec:  # its lora node is checked on its own; only ModelSpec's fields
+            kwargs = {k: v for k, v in kwargs.items() if k in ModelSpec.__dataclass_fields__}
+            kwargs.pop("lora", None)
+        try:
+            cls(**kwargs)
+        except SettingsError as e:
+            out += [f"{key}.{p}" for p in e.problems]
+        except TypeError as e:  # an unknown key, in a config composed without the schema
+            out.append(f"{key}: {e}")
     return out
 
 

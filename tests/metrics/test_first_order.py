@@ -93,7 +93,7 @@ def test_input_validation():
         M.shift(np.zeros(3), np.zeros(3))
     with pytest.raises(IndexError):
         M.gain(D_HAND, 3)
-    with pytest.raises(ValueError, match="coupling method"):
+    with pytest.raises(ValueError, match="coupling_method=pearson: expected one of spearman"):
         M.coupling(D_HAND, method="pearson", min_overlap=2)
 
 

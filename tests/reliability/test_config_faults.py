@@ -1,8 +1,9 @@
 """Bad configs fail early and say what is wrong: the key, the bad value, what is expected.
 
-Unknown option names fail when Hydra composes the config; a value outside its options, a number
-outside its range, or a combination that cannot work fails in `vat.run.setup` (via
-`vat.preflight.check_config`), before any data or model loads and before the run dir exists.
+Unknown option names, and a value outside a choice field's options (a `vat.settings.Choice` in the
+schema), fail when Hydra composes the config; a number outside its range, or a combination that
+cannot work fails in `vat.run.setup` (via `vat.preflight.check_config`), before any data or model
+loads and before the run dir exists.
 (DeepSpeed without a GPU:
 tests/test_trainer.py::test_deepspeed_without_cuda_fails_before_loading_anything; `check_config`
 on its own, and every shipped option passing it: tests/test_preflight.py.)
@@ -42,6 +43,36 @@ def test_unknown_option_fails_at_compose_listing_the_valid_ones(
     bad = override.partition("=")[2]
     assert bad in msg and f"Available options in '{group}'" in msg
     assert all(o in msg for o in options(group)), msg
+
+
+# ------------------------------------------------------------------ bad choices: compose time
+# (config, override, [substrings of the message: key=value, the options]); Hydra's message names
+# the override, OmegaConf's (its cause, printed below it) the options and the full key
+BAD_CHOICES = [
+    ("train", "model.dtype=float64", ["model.dtype=float64", "float32, bfloat16, float16"]),
+    ("evaluate", "model.padding_side=middle", ["model.padding_side=middle", "left, right"]),
+    ("evaluate", "metrics.coupling_method=pearson",
+     ["metrics.coupling_method=pearson", "spearman, kendall"]),
+    ("evaluate", "metrics.bootstrap_scheme=jackknife",
+     ["metrics.bootstrap_scheme=jackknife", "bootstrap, subsample"]),
+    ("evaluate", "metrics.eps_units=nats", ["metrics.eps_units=nats", "pre_sd, score"]),
+    ("train", "metrics.eps_units=sd", ["metrics.eps_units=sd", "pre_sd, score"]),
+    ("train", "metrics.level=all", ["metrics.level=all", "value, both"]),
+    ("train", "data.format=xml", ["data.format=xml", "auto, jsonl, json, csv, parquet, hf"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("config_name", "override", "expected"), BAD_CHOICES,
+                         ids=[c[1] for c in BAD_CHOICES])  # fmt: skip
+def test_bad_choice_fails_at_compose_naming_the_key_and_the_options(
+    compose_cfg, config_name, override, expected
+):
+    with pytest.raises(ConfigCompositionException) as e:
+        compose_cfg(config_name, ["model=tiny", override])
+    msg = f"{e.value}\n{e.value.__cause__}"
+    assert f"full_key: {override.partition('=')[0]}" in msg, msg
+    for part in expected:
+        assert part in msg, f"{part!r} not in: {msg}"
 
 
 # ------------------------------------------------------------------ bad values: setup time
@@ -100,21 +131,15 @@ BAD_VALUES = [
                                          "nothing to compare", "post_model=<"]),
     ("evaluate", ["intervention=none", "post_model=/no/such/ckpt"],
      ["post_model=/no/such/ckpt: no such directory"]),
-    ("train", ["model.dtype=float64"], ["model.dtype=float64", "float32, bfloat16, float16"]),
-    ("evaluate", ["model.padding_side=middle"], ["model.padding_side=middle", "left, right"]),
     ("train", ["value.name=kindness"], ["value.name=kindness", "benevolence", "universalism"]),
-    ("evaluate", ["metrics.coupling_method=pearson"],
-     ["metrics.coupling_method=pearson", "spearman, kendall"]),
-    ("evaluate", ["metrics.bootstrap_scheme=jackknife"],
-     ["metrics.bootstrap_scheme=jackknife", "bootstrap, subsample"]),
     ("evaluate", ["metrics.ci=95"], ["metrics.ci=95", "(0, 1)"]),
     ("evaluate", ["metrics.subsample_frac=0"], ["metrics.subsample_frac=0", "(0, 1]"]),
     ("evaluate", ["metrics.n_bootstrap=-1"], ["metrics.n_bootstrap=-1", ">= 0"]),
     ("evaluate", ["metrics.n_permutations=-5"], ["metrics.n_permutations=-5", ">= 0"]),
     ("evaluate", ["metrics.eps=-0.1"], ["metrics.eps=-0.1", ">= 0"]),
-    ("evaluate", ["metrics.eps_units=nats"], ["metrics.eps_units=nats", "pre_sd, score"]),
-    ("train", ["metrics.eps_units=sd"], ["metrics.eps_units=sd", "pre_sd, score"]),
     ("evaluate", ["metrics.min_overlap=1"], ["metrics.min_overlap=1", ">= 2"]),
+    ("evaluate", ["metrics.hub_k=-1"], ["metrics.hub_k=-1", ">= 0"]),
+    ("train", ["model.lora.dropout=1.0"], ["model.lora.dropout=1.0", "[0, 1)"]),
     ("train", ["model.lora.r=0"], ["model.lora.r=0", "rank >= 1"]),
     ("train", ["callbacks.vat.every_n_steps=0"], ["callbacks.vat.every_n_steps=0", ">= 1"]),
     ("train", ["batch.micro_size=0"], ["batch.micro_size=0", ">= 1"]),
@@ -147,7 +172,7 @@ def test_bad_value_or_combination_fails_in_setup_before_anything_loads(
 def test_every_problem_is_listed_at_once(compose_cfg, monkeypatch):
     msg = _fails_in_setup(
         compose_cfg, monkeypatch, "train",
-        ["probes.judgment.k=1", "metrics.ci=2", "model.dtype=int8", "value.name=greed"],
+        ["probes.judgment.k=1", "metrics.ci=2", "model.lora.r=0", "value.name=greed"],
     )  # fmt: skip
     lines = msg.splitlines()[1:]
     assert len(lines) == 4 and all(re.match(r"  \S+=", line) for line in lines), msg

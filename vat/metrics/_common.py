@@ -3,20 +3,49 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from scipy import stats
+
+from vat.settings import COUNT, Choice, Rule, number
 
 #: Smallest |G| (score units) for which the functions on D report gain-normalised quantities.
 #: `compute_vat` takes eps in units of the pre state's scene SD instead (`eps_threshold`).
 DEFAULT_EPS = 1e-3
 #: Fewest scenes two columns must share for their correlation to enter R (else NaN).
 DEFAULT_MIN_OVERLAP = 8
-EpsUnits = Literal["pre_sd", "score"]
 
-CouplingMethod = Literal["spearman", "kendall"]
-BootstrapScheme = Literal["bootstrap", "subsample"]
+
+class EpsUnits(Choice):
+    """What eps is measured in: a share of the pre state's scene SD, or probe score units."""
+
+    pre_sd = "pre_sd"
+    score = "score"
+
+
+class CouplingMethod(Choice):
+    """The rank correlation of the coupling matrix R."""
+
+    spearman = "spearman"
+    kendall = "kendall"
+
+
+class BootstrapScheme(Choice):
+    """Resampling for the GND/nVAT intervals: with replacement, or the paper's rescaled subsamples."""
+
+    bootstrap = "bootstrap"
+    subsample = "subsample"
+
+
+# The ranges of the metric settings, each written once: `vat.metrics.settings.MetricsSettings`
+# checks a configuration with them, and the functions that take one directly check it with them.
+EPS = Rule(number(0), "a number >= 0")
+MIN_OVERLAP = Rule(number(2, integer=True), "an integer >= 2 (shared scenes)")
+CI = Rule(number(0, 1, lo_open=True, hi_open=True), "a level in (0, 1), e.g. 0.95")
+SUBSAMPLE_FRAC = Rule(number(0, 1, lo_open=True), "a fraction in (0, 1]")
+RESAMPLES = COUNT  # n_bootstrap, n_permutations
+HUB_K = Rule(number(0, integer=True), "an integer >= 0 (hubs reported)")
 
 _NAN = float("nan")
 # Elements per vectorised chunk (resamples x scenes x values): bounds memory at micro level.
@@ -51,15 +80,12 @@ def _check_index(t_idx: int, n_values: int) -> int:
 
 
 def _check_method(method: str) -> None:
-    if method not in ("spearman", "kendall"):
-        raise ValueError(f"unknown coupling method {method!r}; expected 'spearman' or 'kendall'")
+    CouplingMethod.parse(method, "coupling_method")
 
 
 def _check_eps(eps: float) -> float:
-    eps = float(eps)
-    if not eps >= 0:
-        raise ValueError(f"eps must be >= 0, got {eps}")
-    return eps
+    EPS.check("eps", eps)
+    return float(eps)
 
 
 def _nanmean(a: np.ndarray, axis: int) -> np.ndarray:

@@ -11,7 +11,10 @@ from scipy import stats
 from vat.metrics._common import (
     _CHUNK_ELEMENTS,
     _NAN,
+    CI,
     DEFAULT_EPS,
+    RESAMPLES,
+    SUBSAMPLE_FRAC,
     BootstrapScheme,
     CouplingMethod,
     _as_matrix,
@@ -23,6 +26,7 @@ from vat.metrics._common import (
 )
 from vat.metrics.coupling import _coupling_weighted, _nvat_offdiag_batch, _weights_from_indices
 from vat.metrics.first_order import shift
+from vat.settings import SettingsError
 
 # --------------------------------------------------------------------------------------------------
 # scene resampling
@@ -196,14 +200,15 @@ def bootstrap(
 
 
 def check_resampling(scheme: str, subsample_frac: float, ci: float, n_resamples: int) -> None:
-    if scheme not in ("bootstrap", "subsample"):
-        raise ValueError(f"unknown scheme {scheme!r}; expected 'bootstrap' or 'subsample'")
-    if not 0 < subsample_frac <= 1:
-        raise ValueError(f"subsample_frac must be in (0, 1], got {subsample_frac}")
-    if not 0 < ci < 1:
-        raise ValueError(f"ci must be in (0, 1), got {ci}")
-    if n_resamples < 0:
-        raise ValueError(f"n_resamples must be >= 0, got {n_resamples}")
+    """`bootstrap`'s settings, by the rules `MetricsSettings` checks a configuration with."""
+    problems = [
+        BootstrapScheme.problem("scheme", scheme),
+        SUBSAMPLE_FRAC.problem("subsample_frac", subsample_frac),
+        CI.problem("ci", ci),
+        RESAMPLES.problem("n_resamples", n_resamples),
+    ]
+    if any(problems):
+        raise SettingsError([p for p in problems if p])
 
 
 def holm(pvals: Any) -> np.ndarray:
@@ -266,8 +271,7 @@ def sign_flip_test(
     D = _as_matrix(D, "D")
     n, V = D.shape
     t = _check_index(t_idx, V)
-    if n_permutations < 0:
-        raise ValueError(f"n_permutations must be >= 0, got {n_permutations}")
+    RESAMPLES.check("n_permutations", n_permutations)
     if n_permutations == 0 or n == 0:
         nan_v = (_NAN,) * V
         return SignFlipResult(nan_v, nan_v, _NAN, 0, False)

@@ -10,7 +10,6 @@ import numpy as np
 
 from vat.metrics._common import (
     _NAN,
-    DEFAULT_MIN_OVERLAP,
     BootstrapScheme,
     CouplingMethod,
     EpsUnits,
@@ -38,17 +37,17 @@ from vat.metrics.nulls import (
 )
 from vat.metrics.record import VATResult
 from vat.metrics.resampling import (
-    check_resampling,
     holm,
     resample_stats,
     resample_weights,
     rescaled,
 )
+from vat.metrics.settings import DEFAULT_EPS_SD as DEFAULT_EPS_SD  # re-exported
+from vat.metrics.settings import MetricsSettings
 from vat.metrics.structure import cluster_contrast, cosine_profile, rthor
 from vat.taxonomy import Taxonomy
 
-#: `compute_vat`'s default eps: 1 % of the pre state's scene standard deviation.
-DEFAULT_EPS_SD = 0.01
+_DEFAULT = MetricsSettings()  # compute_vat's defaults: the settings' own
 
 
 def eps_threshold(S_pre: Any, eps: float, units: str) -> tuple[float, str]:
@@ -61,10 +60,8 @@ def eps_threshold(S_pre: Any, eps: float, units: str) -> tuple[float, str]:
     score units and ``"score"`` is returned. ``units="score"``: eps as given.
     """
     eps = _check_eps(eps)
-    if units == "score":
+    if EpsUnits.parse(units, "eps_units") == EpsUnits.score:
         return eps, "score"
-    if units != "pre_sd":
-        raise ValueError(f"unknown eps_units {units!r}; expected 'pre_sd' or 'score'")
     S = _as_matrix(S_pre, "S_pre")
     fin = np.isfinite(S)
     var = []
@@ -95,17 +92,17 @@ def compute_vat(
     taxonomy: Taxonomy,
     values: Sequence[str] | None = None,
     *,
-    eps: float = DEFAULT_EPS_SD,
-    eps_units: EpsUnits = "pre_sd",
-    coupling_method: CouplingMethod = "spearman",
-    min_overlap: int = DEFAULT_MIN_OVERLAP,
-    n_bootstrap: int = 1000,
-    n_permutations: int = 1000,
-    seed: int | None = 0,
-    hub_k: int = 3,
-    bootstrap_scheme: BootstrapScheme = "bootstrap",
-    subsample_frac: float = 0.8,
-    ci: float = 0.95,
+    eps: float = _DEFAULT.eps,
+    eps_units: EpsUnits | str = _DEFAULT.eps_units,
+    coupling_method: CouplingMethod | str = _DEFAULT.coupling_method,
+    min_overlap: int = _DEFAULT.min_overlap,
+    n_bootstrap: int = _DEFAULT.n_bootstrap,
+    n_permutations: int = _DEFAULT.n_permutations,
+    seed: int | None = _DEFAULT.seed,
+    hub_k: int = _DEFAULT.hub_k,
+    bootstrap_scheme: BootstrapScheme | str = _DEFAULT.bootstrap_scheme,
+    subsample_frac: float = _DEFAULT.subsample_frac,
+    ci: float = _DEFAULT.ci,
 ) -> VATResult:
     """All VAT metrics for an intervention aimed at `target`, from paired pre/post states.
 
@@ -120,6 +117,7 @@ def compute_vat(
     nulls and as many label permutations the Mantel test (`vat.metrics.nulls`). 0 skips them
     (reported as NaN). ``bootstrap_scheme="subsample"`` takes the GND/nVAT intervals and hub
     frequencies from rescaled 80 % subsamples instead; the tests always use the bootstrap-t.
+    The settings are checked together, all bad ones named at once (`MetricsSettings`).
     """
     names, level = taxonomy.level_of(taxonomy.value_names if values is None else values)
     D = shift(S_pre, S_post)
@@ -130,9 +128,14 @@ def compute_vat(
     tname = norm(target)
     if tname not in names:
         raise ValueError(f"target {tname!r} is not among the values {list(names)}")
-    check_resampling(bootstrap_scheme, subsample_frac, ci, n_bootstrap)
-    if n_permutations < 0:
-        raise ValueError(f"n_permutations must be >= 0, got {n_permutations}")
+    settings = MetricsSettings(eps=eps, eps_units=eps_units, coupling_method=coupling_method,
+                               min_overlap=min_overlap, n_bootstrap=n_bootstrap,
+                               bootstrap_scheme=bootstrap_scheme, subsample_frac=subsample_frac,
+                               ci=ci, n_permutations=n_permutations, hub_k=hub_k, seed=seed)  # fmt: skip
+    # choices as plain strings from here on (the result records them)
+    eps_units, coupling_method, bootstrap_scheme = (
+        settings.kwargs()[k] for k in ("eps_units", "coupling_method", "bootstrap_scheme")
+    )
     t = names.index(tname)
     eps_abs, units = eps_threshold(S_pre, eps, eps_units)
     others = [i for i in range(V) if i != t]

@@ -4,20 +4,37 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from hydra.utils import get_method
 
+from vat.settings import Choice, Rule, Settings, number
+
 log = logging.getLogger(__name__)
 
-TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-DTYPES = tuple(TORCH_DTYPES)  # the values model.dtype (and a probe's autocast_dtype) may take
-PADDING_SIDES = ("left", "right")
+
+class DType(Choice):
+    """The dtype the weights load in (``model.dtype``)."""
+
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
+class PaddingSide(Choice):
+    """Where the tokenizer pads a batch (``model.padding_side``)."""
+
+    left = "left"
+    right = "right"
+
+
+# the torch dtype of each value model.dtype (and a probe's autocast_dtype) may take
+TORCH_DTYPES = {d.value: getattr(torch, d.value) for d in DType}
 
 
 @dataclass
-class LoraSpec:
+class LoraSpec(Settings):
     """PEFT LoRA settings (see `peft.LoraConfig`); `target_modules="all-linear"` suits any model.
 
     These are the training defaults: conf/train.yaml turns LoRA on (``model.lora: {}``) and takes
@@ -28,14 +45,21 @@ class LoraSpec:
     dropout: float = 0.0
     target_modules: Any = "all-linear"
 
+    RULES: ClassVar[dict[str, Rule]] = {
+        "r": Rule(number(1, integer=True), "a rank >= 1"),
+        "dropout": Rule(number(0, 1, hi_open=True), "a probability in [0, 1)"),
+    }
+
 
 @dataclass
-class ModelSpec:
+class ModelSpec(Settings):
     """How to obtain a model: a Hub id or local path, or a local builder for offline models.
 
     `build` names a function (dotted path) that returns a local directory, building it into the
     cache on first use (`vat.models.tiny.tiny_model_dir`, `vat.models.smollm2.smollm2_model_dir`);
     `build_args` are its keyword arguments. When `build` is set, `pretrained` is ignored.
+    ``dtype`` and ``padding_side`` are choices: another value fails when the config is composed
+    (or when a `ModelSpec` is built with it).
     """
 
     name: str = "???"
@@ -43,9 +67,9 @@ class ModelSpec:
     build: str | None = None
     build_args: dict[str, Any] = field(default_factory=dict)
     revision: str | None = None
-    dtype: str = "float32"
+    dtype: DType = DType.float32
     trust_remote_code: bool = False
-    padding_side: str = "left"
+    padding_side: PaddingSide = PaddingSide.left
     lora: LoraSpec | None = None
 
 
@@ -69,9 +93,7 @@ def load_tokenizer(spec: ModelSpec, path: str | None = None):
     tok = AutoTokenizer.from_pretrained(
         path, revision=spec.revision, trust_remote_code=spec.trust_remote_code
     )
-    if spec.padding_side not in PADDING_SIDES:
-        raise ValueError(f"model.padding_side must be 'left' or 'right', got {spec.padding_side!r}")
-    tok.padding_side = spec.padding_side
+    tok.padding_side = str(spec.padding_side)  # a PaddingSide: ModelSpec checked it
     if tok.pad_token is None:
         # Padding positions are masked out everywhere, so reusing EOS as pad is safe.
         tok.pad_token = tok.eos_token
@@ -93,8 +115,6 @@ def load_model(spec: ModelSpec, path: str | None = None, *, with_lora: bool = Tr
     """The causal LM in the configured dtype, in eval mode, with LoRA adapters if configured."""
     from transformers import AutoModelForCausalLM
 
-    if spec.dtype not in TORCH_DTYPES:
-        raise ValueError(f"model.dtype must be one of {sorted(TORCH_DTYPES)}, got {spec.dtype!r}")
     path = path or resolve_path(spec)
     warn_remote_code(spec, path)
     model = AutoModelForCausalLM.from_pretrained(

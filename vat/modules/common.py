@@ -87,7 +87,7 @@ def plain(cfg: Any) -> Any:
     from omegaconf import DictConfig, ListConfig, OmegaConf
 
     if isinstance(cfg, DictConfig | ListConfig):
-        return OmegaConf.to_container(cfg, resolve=True)
+        return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # choices as str
     return cfg
 
 
