@@ -92,6 +92,12 @@ def test_every_experiment_preset_runs(preset, tmp_path, cache):
     assert (report / "report.md").is_file() and (report / "sweep_table.csv").is_file()
     if preset == "controls":  # DPO net of its placebo
         assert "dpo_placebo" in (report / "net_of_placebo.csv").read_text()
+    if preset == "falsification":  # the verdicts net of the placebo, both taxonomies, with MDEs
+        (row,) = json.loads((report / "falsification.json").read_text())
+        assert set(row["verdicts"]) == {"schwartz", "mft"}
+        for v in row["verdicts"].values():
+            assert v["test"]["verdict"] and v["n_seeds"] == 1 and "prediction" in v["mde"]
+        assert "Does the tax have structure?" in (report / "report.md").read_text()
     if preset == "tax_aware":  # the gain-vs-GND frontier of the anchored arms against plain DPO
         assert (report / "frontier.csv").is_file()
 

@@ -77,15 +77,20 @@ def _strength(p: Path) -> int:
     return int(tail[1]) if len(tail) == 2 and tail[1].isdigit() else -1
 
 
-def cell_states(cell_dir: Path) -> dict[str, tuple[Path, Path]]:
-    """probe -> (pre state dir, last post state dir) of one cell; probes without both are left out."""
+def cell_states(cell_dir: Path, cross: bool = False) -> dict[str, tuple[Path, Path]]:
+    """probe -> (pre state dir, last post state dir) of one cell; probes without both are left out.
+
+    ``cross=True``: instead the other taxonomies' items measured beside the run, keyed
+    ``<probe>@<taxonomy>`` (``measure=[...]``; training runs only)."""
     out = {}
     for pre in sorted(cell_dir.glob("states_pre_*")):
         probe = pre.name.removeprefix("states_pre_")
+        if ("@" in probe) != cross:  # <probe>@<taxonomy>: another taxonomy's items (measure=[...])
+            continue
         posts = sorted((cell_dir / "states").glob(f"step*_{probe}"))
         if posts:
             out[probe] = (pre, posts[-1])
-    for pre in [*sorted(cell_dir.glob("*/states_pre")), cell_dir / "states_pre"]:
+    for pre in [] if cross else [*sorted(cell_dir.glob("*/states_pre")), cell_dir / "states_pre"]:
         posts = sorted(pre.parent.glob("states_post*"), key=_strength)
         if pre.is_dir() and posts:
             probe = json.loads((pre / "meta.json").read_text()).get("probe", pre.parent.name)

@@ -42,6 +42,30 @@ def build_taxonomy(cfg: DictConfig) -> Taxonomy:
     return instantiate(cfg.taxonomy)
 
 
+def build_cross(cfg: DictConfig, items: ItemSet) -> dict[str, ItemSet]:
+    """Held-out items of every other taxonomy in ``cfg.measure`` (their bundled sets, split as
+    ``cfg.data``), each checked to share scenes with the run's own held-out items."""
+    from vat.data import load_items
+    from vat.taxonomy import load_taxonomy
+
+    own, held = items.taxonomy.name, set(items.heldout().scenes())
+    out = {}
+    for name in OmegaConf.select(cfg, "measure", default=None) or []:
+        if name == own or name in out:
+            continue
+        tax = load_taxonomy(str(name))
+        other = load_items("bundled", tax, test_fraction=cfg.data.test_fraction, seed=cfg.data.seed,
+                           use_split_column=cfg.data.use_split_column).heldout()  # fmt: skip
+        shared = held & set(other.scenes())
+        if not shared:
+            raise ValueError(f"measure={list(cfg.measure)}: the held-out scenes of {own} and "
+                             f"{name} share none, so their shifts cannot be paired")  # fmt: skip
+        log.info("measure %s too: %d held-out items, %d scenes shared with %s", name, len(other),
+                 len(shared), own)  # fmt: skip
+        out[str(name)] = other
+    return out
+
+
 def build_items(cfg: DictConfig) -> ItemSet:
     """The validated, split item set of ``cfg.data``; logs what was loaded and dropped.
 

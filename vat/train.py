@@ -27,7 +27,7 @@ from vat.models import as_spec, load_tokenizer
 from vat.preflight import check_items
 from vat.quiet import drop_wandb_anonymous
 from vat.report.training import final_report
-from vat.run import build_items, setup
+from vat.run import build_cross, build_items, setup
 from vat.trainer import (
     build_callbacks,
     build_strategy,
@@ -64,7 +64,7 @@ def train(cfg: DictConfig) -> dict:
     probes = {name: instantiate(p, _convert_="all") for name, p in cfg.probes.items()}
     vat_cb = instantiate(cfg.callbacks.vat, _partial_=True, _convert_="all")(
         probes=probes, heldout=items.heldout(), target=target, tokenizer=tokenizer,
-        model_key=model_key(cfg.model), out_dir=out,
+        model_key=model_key(cfg.model), out_dir=out, cross=build_cross(cfg, items),
     )  # fmt: skip
     trainer = build_trainer(cfg, strategy, build_callbacks(cfg, vat_cb))
     drop_wandb_anonymous(trainer.loggers)  # before the W&B run starts (at the first log)

@@ -194,7 +194,7 @@ def _callback(tmp_path, **settings) -> VATCallback:
 def test_settings_are_checked_when_the_callback_is_built(tmp_path):
     with pytest.raises(ValueError, match=r"callbacks\.vat\.probes is empty"):
         _callback(tmp_path, probes={})
-    with pytest.raises(ValueError, match=r"callbacks\.vat\.every_n_steps must be >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"callbacks\.vat\.every_n_steps=0: expected an integer"):
         _callback(tmp_path, every_n_steps=0)
     assert _callback(tmp_path).curve_path == tmp_path / "vat_curve.jsonl"
 

@@ -131,3 +131,37 @@ def test_moral_foundations_train_toward_a_foundation(compose_cfg):
     assert 0.1 <= final["structure"]["cluster_p"] <= 1  # 10 labelings: p is a multiple of 0.1
     report = (out / "report.md").read_text()
     assert "Loyalty" in report and "Moral Foundations" in report
+
+
+@pytest.mark.slow
+def test_cross_taxonomy_measurement_and_the_prediction(compose_cfg):
+    """measure=[mft] beside a Schwartz run: every foundation's shift with its interval at every
+    point, the 10 x 6 scene-level coupling, and the Feldman prediction tested with a verdict."""
+    from vat.metrics.prediction import VERDICTS
+    from vat.train import train
+
+    cfg = compose_cfg("train", [*FAST, "measure=[mft]", "value=security", "trainer.max_steps=2",
+                                "callbacks.vat.every_n_steps=2", "prediction.n_perm=999"])  # fmt: skip
+    out = Path(cfg.paths.output_dir)
+    summary = train(cfg)
+    rows = [json.loads(x) for x in (out / "vat_curve.jsonl").read_text().splitlines()]
+    foundations = ["care", "fairness", "loyalty", "authority", "sanctity", "liberty"]
+    for r in rows:
+        c = r["cross"]["mft"]
+        assert c["values"] == foundations and c["n_scenes"] == 14
+        assert len(c["coupling"]) == 10 and all(len(row) == 6 for row in c["coupling"])
+    assert all(v == 0 for v in rows[0]["cross"]["mft"]["shift"].values())  # step 0: post = pre
+    last = rows[-1]["cross"]["mft"]
+    assert any(v != 0 for v in last["shift"].values())
+    assert all(last["shift_lo"][v] <= last["shift"][v] <= last["shift_hi"][v] for v in foundations)
+    assert (out / "states" / "step0000002_likelihood@mft").is_dir()
+    final = json.loads((out / "report_likelihood" / "vat.json").read_text())
+    preds = final["predictions"]
+    assert set(preds) == {"schwartz", "mft"}  # the circle within, Feldman 2021 across
+    assert preds["mft"]["prediction"] == "feldman2021" and preds["mft"]["n_perm"] == 720
+    assert all(p["verdict"] in VERDICTS for p in preds.values())
+    assert summary["final"]["likelihood"]["predictions"] == {
+        t: p["verdict"] for t, p in preds.items()
+    }
+    report = (out / "report_likelihood" / "report.md").read_text()
+    assert "Prediction for mft" in report and "Verdict:" in report and "Loyalty" in report

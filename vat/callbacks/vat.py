@@ -31,9 +31,10 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from vat.data import ItemSet
 from vat.io import CURVE_FILE, atomic_write, read_curve
-from vat.measure import metrics_for, score_cached
+from vat.measure import cross_for, metrics_for, score_cached
 from vat.metrics import VATResult
 from vat.metrics.fields import CURVE, flat_row, wandb_metrics
+from vat.preflight import RULES
 from vat.probes import distributed as D
 from vat.probes.base import ProbeResult
 
@@ -55,12 +56,13 @@ class VATCallback(L.Callback):
         log_images: bool,
         cache_pre: bool,
         gather_zero3: bool,
+        cross: dict[str, ItemSet] | None = None,
     ):
         # every setting comes from conf/callbacks/default.yaml (callbacks.vat): no second default
         if not probes:
             raise ValueError("callbacks.vat.probes is empty: configure at least one probe")
-        if every_n_steps < 1:
-            raise ValueError(f"callbacks.vat.every_n_steps must be >= 1, got {every_n_steps}")
+        # the key's one rule (vat.preflight.RULES), which the preflight runs before anything loads
+        RULES["callbacks.vat.every_n_steps"].check("callbacks.vat.every_n_steps", every_n_steps)
         self.probes = dict(probes)
         self.heldout = heldout
         self.target = target
@@ -73,7 +75,12 @@ class VATCallback(L.Callback):
         self.log_images = log_images
         self.cache_pre = cache_pre
         self.gather_zero3 = gather_zero3
+        # held-out items of other taxonomies on the same scenes (measure=[...]): scored beside
+        # the run's own at every point, reported as cross-taxonomy shifts (vat.metrics.cross)
+        self.cross = dict(cross or {})
         self.pre: dict[str, ProbeResult] = {}
+        self.pre_cross: dict[tuple[str, str], ProbeResult] = {}
+        self.last_cross: dict[str, dict[str, Any]] = {}  # probe -> taxonomy -> CrossShift
         self.done: set[tuple[int, str]] = set()
         self.last: dict[str, tuple[int, VATResult]] = {}
         self.last_post: dict[str, ProbeResult] = {}  # the item scores behind `last` (rank zero)
@@ -86,11 +93,19 @@ class VATCallback(L.Callback):
             with _base_model_view(pl_module, step) as base, self._gathered(trainer, base):
                 self.pre[name] = score_cached(probe, base, self.tokenizer, self.heldout, None,
                                               self.model_key, use_cache=self.cache_pre)  # fmt: skip
+                for tax, held in self.cross.items():
+                    self.pre_cross[name, tax] = score_cached(
+                        probe, base, self.tokenizer, held, None, self.model_key,
+                        use_cache=self.cache_pre,
+                    )  # fmt: skip
             if trainer.is_global_zero:
                 self.pre[name].save(self.out_dir / f"states_pre_{name}")
+                for tax in self.cross:
+                    self.pre_cross[name, tax].save(self.out_dir / f"states_pre_{name}@{tax}")
         if step == 0:
             for name in self.probes:  # step 0: post = pre, the curve's origin
-                self._record(trainer, name, 0, self.pre[name], elapsed=0.0)
+                pre_x = {tax: self.pre_cross[name, tax] for tax in self.cross}
+                self._record(trainer, name, 0, self.pre[name], elapsed=0.0, posts_cross=pre_x)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
@@ -111,9 +126,12 @@ class VATCallback(L.Callback):
             try:
                 with self._gathered(trainer, pl_module.model):
                     post = probe.score(pl_module.model, self.tokenizer, self.heldout)
+                    post_x = {tax: probe.score(pl_module.model, self.tokenizer, held)
+                              for tax, held in self.cross.items()}  # fmt: skip
             finally:
                 pl_module.model.train(was_training)
-            self._record(trainer, name, step, post, elapsed=time.perf_counter() - t0)
+            self._record(trainer, name, step, post, elapsed=time.perf_counter() - t0,
+                         posts_cross=post_x)  # fmt: skip
 
     @contextlib.contextmanager
     def _gathered(self, trainer, model):
@@ -143,16 +161,24 @@ class VATCallback(L.Callback):
             finally:
                 offload._register_deepspeed_module(offload.module)
 
-    def _record(self, trainer, name: str, step: int, post: ProbeResult, elapsed: float) -> None:
+    def _record(self, trainer, name: str, step: int, post: ProbeResult, elapsed: float,
+                posts_cross: dict[str, ProbeResult] | None = None) -> None:  # fmt: skip
         self.done.add((step, name))
         if not trainer.is_global_zero:
             return
         res = metrics_for(self.pre[name], post, self.target, self.metrics)
         self.last[name] = (step, res)
         self.last_post[name] = post
+        cross = {tax: cross_for(self.pre[name], post, self.pre_cross[name, tax], p, self.metrics)
+                 for tax, p in (posts_cross or {}).items()}  # fmt: skip
+        self.last_cross[name] = cross
         if step > 0:  # the item scores behind the row: controls, repeats and regressions read them
             post.save(state_dir(self.out_dir, step, name))
+            for tax, p in (posts_cross or {}).items():
+                p.save(state_dir(self.out_dir, step, f"{name}@{tax}"))
         row = curve_row(res, name, step, trainer.current_epoch, elapsed)
+        if cross:
+            row["cross"] = {tax: c.to_dict() for tax, c in cross.items()}
         self._append(row)
         self._log(trainer, row, res, name, step)
 

@@ -40,6 +40,19 @@ def metrics_for(
     return compute_vat(S_pre, S_post, target, pre.taxonomy, names, **compute_kwargs(metrics))
 
 
+def cross_for(pre: ProbeResult, post: ProbeResult, pre_x: ProbeResult, post_x: ProbeResult,
+              metrics: DictConfig | dict):  # fmt: skip
+    """The shift of another taxonomy's values (held-out items on the same scenes) beside this
+    comparison, with its scene-level coupling to the run's values (`vat.metrics.cross`)."""
+    from vat.metrics.cross import cross_shift, paired_shifts
+
+    _, own, D_own, other, D_x = paired_shifts(pre, post, pre_x, post_x)
+    m = dict(metrics)
+    return cross_shift(D_own, own, D_x, other, taxonomy=pre_x.taxonomy.name, ci=m["ci"],
+                       n_bootstrap=m["n_bootstrap"], min_overlap=m["min_overlap"],
+                       coupling_method=m["coupling_method"], seed=m["seed"])  # fmt: skip
+
+
 def compute_kwargs(metrics: DictConfig | dict) -> dict:
     """The metrics config as `compute_vat` takes it (``level`` selects extra analyses instead)."""
     kw = dict(metrics)

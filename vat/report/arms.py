@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from vat.metrics.repeats import stack_runs
 from vat.probes.base import ProbeResult
 from vat.report.sweep_cells import FINISHED, cell_config, cell_meta
 from vat.results import cell_states
@@ -104,6 +105,25 @@ def collect_arms(sweep_dir: Path, cells: dict[str, dict]) -> list[dict]:
             g["seeds"].append(OmegaConf.select(cfg, "seed"))
             g["cells"].append(name)
     return list(groups.values())
+
+
+def cross_runs(sweep_dir: Path, arm: dict, taxonomy: str, scenes: list[str]):
+    """(seeds, scenes, values) shifts of another taxonomy measured beside an arm's cells
+    (``measure=[...]``), on ``scenes`` in their order (NaN where a cell lacks one), and its
+    values; None when a cell has none."""
+    runs = []
+    for cell in arm["cells"]:
+        states = cell_states(Path(sweep_dir) / cell, cross=True).get(f"{arm['probe']}@{taxonomy}")
+        if states is None:
+            return None
+        runs.append(shift_matrix(*(ProbeResult.load(p) for p in states)))
+    D, sc, values = stack_runs(runs)
+    pos = {s: i for i, s in enumerate(sc)}
+    out = np.full((D.shape[0], len(scenes), D.shape[2]), np.nan)
+    for j, s in enumerate(scenes):
+        if s in pos:
+            out[:, j] = D[:, pos[s]]
+    return out, values
 
 
 def on_scenes(arm: dict, scenes: list[str]) -> np.ndarray:

@@ -32,6 +32,7 @@ from vat.metrics.over_targets import aggregate_over_targets
 from vat.metrics.regression import referee_regression, register_covariates
 from vat.metrics.repeats import net_of_placebo, stack_runs, summarize_arm
 from vat.report.arms import collect_arms, on_scenes, paired
+from vat.report.cross import falsification_section
 from vat.report.format import fmt, fmt_estimate, fmt_gnd, fmt_p, label, md_frame
 from vat.report.frontier import frontier_section
 
@@ -224,6 +225,7 @@ def controls_section(sweep_dir: Path, out: Path, cells: dict[str, dict],
                   f"Net GND (of the net shifts): {fmt_gnd(**r.gnd)}; the real arm's own: "
                   f"{fmt_gnd(**r.real.gnd)}, the placebo's: {fmt_gnd(**r.placebo.gnd)}. "
                   "Data: `net_of_placebo.csv`.", ""]  # fmt: skip
+    lines += falsification_section(sweep_dir, out, res["nets"], ci=ci, n_boot=n_boot)
     lines += frontier_section(arms, out, ci=ci, n_boot=n_boot)
     for a, reg in res["regs"]:
         lines += [f"## Referee's regression: {a['method']} toward {label(a['value'])} "

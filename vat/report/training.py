@@ -38,10 +38,13 @@ def final_report(out: Path, cb, summary: dict, cfg: DictConfig) -> dict:
     """Per probe: the measurement report at the last step, plus the curve figure over steps."""
     from vat.io import read_curve
     from vat.measure import robustness_payload
+    from vat.measure.predict import predictions_for
+    from vat.metrics.fields import SWEEP, flat_row
     from vat.probes.base import validity
     from vat.probes.checks import probe_agreement, probe_checks
     from vat.report import make_figures, plot_curve, write_report
     from vat.report.checks import checks_lines, robustness_lines
+    from vat.report.cross import cross_section
     from vat.report.headline import interpretation
     from vat.results import write_final
 
@@ -68,7 +71,9 @@ def final_report(out: Path, cb, summary: dict, cfg: DictConfig) -> dict:
     for name, (step, res) in cb.last.items():
         d = out / f"report_{name}"
         figs = make_figures(res, d)
-        write_final(d, name, step, res.to_dict())
+        cross = {tax: c.to_dict() for tax, c in cb.last_cross.get(name, {}).items()}
+        preds = predictions_for(res, taxonomy, cb.last_cross.get(name, {}), cfg.prediction)
+        write_final(d, name, step, {**res.to_dict(), "cross": cross, "predictions": preds})
         figs["curve"] = plot_curve(
             [r for r in rows if r["probe"] == name], d / "curve.png", probe=name
         )
@@ -87,14 +92,10 @@ def final_report(out: Path, cb, summary: dict, cfg: DictConfig) -> dict:
         )
         write_report(d, result=res, validity=valid, model=cfg.model.name,
                      probe=name, intervention=f"{cfg.method.name} (step {step})", figures=figs,
-                     post_checks=extra, stability=stab, stability_axis="training step")  # fmt: skip
-        final[name] = {"step": step, "gain": res.gain, "gain_ci": res.intervals["gain"],
-                       "p_gain": res.p_gain, "gnd_l1": res.gnd_l1, "gnd_l1_bc": res.gnd_l1_bc,
-                       "gnd_ci": res.intervals["gnd_l1"], "p_drift": res.p_drift,
-                       "nvat_offdiag": res.nvat_offdiag,
-                       "nvat_offdiag_excess": res.nvat_offdiag_excess,
-                       "nvat_ci": res.intervals["nvat_offdiag"], "p_nvat": res.p_nvat,
-                       "gain_too_small": res.gain_too_small}  # fmt: skip
+                     post_checks=extra + cross_section(cross, preds), stability=stab,
+                     stability_axis="training step")  # fmt: skip
+        final[name] = {"step": step, **flat_row(res.to_dict(), SWEEP),
+                       "predictions": {t: p["verdict"] for t, p in preds.items()}}  # fmt: skip
         near = list(valid.value[valid.near_chance])
         seen = (f"Probe validity: near chance for {len(near)} of {len(valid)} values ({', '.join(near)}); "
                 "their numbers measure noise." if near else "Probe validity: every value is seen.")  # fmt: skip
