@@ -81,3 +81,12 @@ def test_wandb_group_is_the_sweep_in_a_multirun_and_none_otherwise(tmp_path):
         HydraConfig.instance().set_config(cfg)
         assert cfg.logger.wandb.group == expected
         assert cfg.logger.wandb.job_type == "dpo"
+
+
+def test_a_path_in_an_override_stays_one_path_component():
+    from vat.sweep.names import MAX_NAME, cell_name
+
+    short = cell_name("data.source=/data/items.jsonl,value=power")
+    assert short == "data.source=%data%items.jsonl,value=power"
+    long = cell_name("data.source=/" + "x/" * 120 + "items.jsonl,value=power")
+    assert "/" not in long and len(long.encode()) <= MAX_NAME

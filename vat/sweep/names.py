@@ -17,8 +17,11 @@ MAX_NAME = 160  # a cell dir's name stays well under the 255-byte file name limi
 
 
 def cell_name(override_dirname: str | None) -> str:
-    """A cell's dir name: its overrides (``method=dpo,value=security``), hashed when too long."""
-    name = override_dirname or "default"
+    """A cell's dir name: its overrides (``method=dpo,value=security``), hashed when too long.
+
+    One path component: a ``/`` in an override (``data.source=/data/items.jsonl``) becomes ``%``,
+    else the cell's dir would nest (and, shortened, differ from the name the manifest keeps)."""
+    name = (override_dirname or "default").replace("/", "%")
     if len(name.encode()) <= MAX_NAME:
         return name
     digest = hashlib.sha1(name.encode()).hexdigest()[:10]
