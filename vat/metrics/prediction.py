@@ -48,7 +48,6 @@ its peak left free (``cosine_p``, ``cluster_p``). The caller picks one and passe
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -59,6 +58,8 @@ from typing import Any, Literal
 import numpy as np
 import yaml
 from scipy import stats
+
+from vat.metrics.structure import _permutations as structure_permutations
 
 __all__ = [
     "VERDICTS",
@@ -225,10 +226,10 @@ def agreement(Y: Any, w: Any, method: Method = "cosine", perms: np.ndarray | Non
 
 
 def _permutations(k: int, n_perm: int, rng: RngLike) -> tuple[np.ndarray, bool]:
-    if math.factorial(k) <= n_perm:
-        return np.array(list(itertools.permutations(range(k))), dtype=np.intp).reshape(-1, k), True
-    gen = np.random.default_rng(rng)
-    return np.argsort(gen.random((int(n_perm), k)), axis=1), False
+    """All k! relabelings when there are at most ``n_perm`` of them, else ``n_perm`` random ones
+    (`vat.metrics.structure`'s enumeration), and whether they are exact."""
+    exact = math.factorial(k) <= n_perm
+    return structure_permutations(k, n_perm, rng, exact), exact
 
 
 def _p_greater(obs: np.ndarray, null: np.ndarray, exact: bool) -> np.ndarray:
