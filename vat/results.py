@@ -19,8 +19,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+
 from vat.io import CURVE_FILE, atomic_write, read_curve
 from vat.metrics.fields import TRAJECTORY, flat_row
+
+#: Statuses whose cells have results to read (``unknown``: a cell dir the manifest lacks).
+FINISHED = ("done", "unknown")
 
 
 def write_final(report_dir: Path, probe: str, step: int, result_dict: dict[str, Any]) -> Path:
@@ -96,3 +101,38 @@ def cell_states(cell_dir: Path, cross: bool = False) -> dict[str, tuple[Path, Pa
             probe = json.loads((pre / "meta.json").read_text()).get("probe", pre.parent.name)
             out.setdefault(probe, (pre, posts[-1]))
     return out
+
+
+def cell_config(cell_dir: Path) -> DictConfig | None:
+    """The config a cell ran with (its ``config.yaml``); None before it started."""
+    f = cell_dir / "config.yaml"
+    return OmegaConf.load(f) if f.is_file() else None
+
+
+def cell_meta(cell_dir: Path, overrides: list[str]) -> dict[str, str]:
+    """Model, target value and method (or intervention) of a cell, from its saved config."""
+    meta = {"model": "?", "value": "?", "method": "?"}
+    cfg = cell_config(cell_dir)
+    if cfg is not None:
+        meta["model"] = str(OmegaConf.select(cfg, "model.name", default="?"))
+        meta["value"] = str(OmegaConf.select(cfg, "value.name", default="?"))
+        method = OmegaConf.select(cfg, "method.name", default=None)
+        if method is None:  # an evaluate.py cell: the intervention or the checkpoint
+            post = OmegaConf.select(cfg, "post_model", default=None)
+            method = "checkpoint" if post else _intervention_name(cfg)
+        meta["method"] = str(method)
+    for o in overrides:  # cells that never started have no config yet
+        k, _, v = o.partition("=")
+        if k in meta and meta[k] == "?":
+            meta[k] = v
+    return meta
+
+
+def _intervention_name(cfg) -> str:
+    """An evaluate.py cell's intervention as its class names it (prompting, prompting_placebo)."""
+    target = str(OmegaConf.select(cfg, "intervention._target_", default="") or "")
+    if target.endswith(".Prompting"):
+        return "prompting_placebo" if OmegaConf.select(cfg, "intervention.placebo") else "prompting"
+    if target.endswith(".NoIntervention"):
+        return "none"
+    return str(OmegaConf.select(cfg, "intervention.name", default="?"))

@@ -114,8 +114,7 @@ def _fake_cells(
 
 @pytest.mark.parametrize("planted", [0.0, 0.3])
 def test_net_of_placebo_finds_a_planted_shift_and_nets_out_the_common_one(tmp_path, planted):
-    from vat.report.arms import collect_arms
-    from vat.report.controls import analyse
+    from vat.measure.arms import analyse, collect_arms
 
     _fake_cells(tmp_path, planted)
     cells = {d.name: {"status": "done", "overrides": d.name.split(",")}

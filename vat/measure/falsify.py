@@ -98,3 +98,37 @@ def arm_verdicts(D_real: np.ndarray, D_plac: np.ndarray, values: list[str], targ
                     "mde": _mde(A, names, len(x_values), w, gain, n_sim, int(s["seed"]), own=False),
                     **shape}  # fmt: skip
     return out
+
+
+def falsification_rows(sweep_dir, nets: list, *, ci: float, n_boot: int) -> list[dict]:
+    """Per real arm with a placebo (``nets``: the (real, placebo, NetOfPlacebo) triples of
+    `vat.measure.arms.analyse`) whose cells stated a prediction: its `arm_verdicts`, over the
+    cells' own shifts and those of every taxonomy they measured beside them."""
+    from omegaconf import OmegaConf
+
+    from vat.measure.arms import cross_runs, paired
+    from vat.measure.falsify import arm_verdicts
+    from vat.taxonomy import DEFAULT_TAXONOMY, taxonomy_named
+
+    rows = []
+    for real, plac, _ in nets:
+        settings = OmegaConf.select(real["cfg"], "prediction")
+        taxonomy = taxonomy_named(
+            OmegaConf.select(real["cfg"], "taxonomy.name", default=DEFAULT_TAXONOMY)
+        )
+        if settings is None or taxonomy is None:
+            continue
+        D_real, D_plac, scenes = paired(real, plac)
+        cross = {}
+        for tax in OmegaConf.select(real["cfg"], "measure", default=None) or []:
+            xr, xp = (
+                cross_runs(sweep_dir, real, tax, scenes),
+                cross_runs(sweep_dir, plac, tax, scenes),
+            )
+            if xr is not None and xp is not None:
+                cross[tax] = (xr[0], xp[0], xr[1])
+        verdicts = arm_verdicts(D_real, D_plac, list(real["values"]), real["value"], taxonomy,
+                                cross, OmegaConf.to_container(settings), n_boot=n_boot, ci=ci)  # fmt: skip
+        rows.append({"model": real["model"], "target": real["value"], "method": real["method"],
+                     "placebo": plac["method"], "probe": real["probe"], "verdicts": verdicts})  # fmt: skip
+    return rows

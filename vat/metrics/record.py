@@ -128,6 +128,7 @@ class VATResult:
     taxonomy: str = DEFAULT_TAXONOMY
     structure_kind: str = "circle"
     structure: dict[str, float] = field(default_factory=dict)
+    hub_p_holm: dict[str, float] = field(default_factory=dict)  # hub_p, Holm across the values
 
     def to_dict(self) -> dict[str, Any]:
         """Plain builtins (lists, dicts, floats, None for NaN) ready for strict JSON."""

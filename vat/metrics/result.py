@@ -289,6 +289,7 @@ def compute_vat(
         taxonomy=taxonomy.name,
         structure_kind=taxonomy.structure_kind,
         structure=structure_stats(taxonomy, names, t, R, m, n_permutations, rng_structure),
+        hub_p_holm=per(holm(null.hub_p)),
     )
 
 

@@ -4,7 +4,7 @@
   `vat.report.headline` (`methods_paragraph`, `interpretation`) and `vat.report.sections`;
   numbers are written by `vat.report.format`, the probe checks by `vat.report.checks`;
 - a sweep: `vat.report.sweep.build_sweep_report`, from the cells' files (`vat.report.sweep_cells`),
-  with its controls (`vat.report.arms`, `vat.report.controls`, `vat.report.frontier`);
+  with its controls (`vat.report.controls`, `vat.report.frontier`);
 - figures: `vat.report.figures` (one result; a sweep's tax matrix) and `vat.report.curves` (along
   an intervention's strength, over training, a sweep's trajectories), on `vat.report.plotting`.
 

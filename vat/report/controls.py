@@ -2,7 +2,7 @@
 regression.
 
 Cells that differ only by ``seed`` form an **arm** (one intervention, several training seeds,
-`vat.report.arms`). For every arm (per probe) this stacks its cells' shift matrices into
+`vat.measure.arms`). For every arm (per probe) this stacks its cells' shift matrices into
 D[seed, scene, value] and reports (`vat.metrics.repeats`):
 
 - ``repeats.csv``: one row per arm: gain and bias-corrected GND with two-level bootstrap-t
@@ -22,16 +22,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
-from omegaconf import OmegaConf
 
-from vat.metrics.over_targets import aggregate_over_targets
-from vat.metrics.regression import referee_regression, register_covariates
-from vat.metrics.repeats import net_of_placebo, stack_runs, summarize_arm
-from vat.report.arms import collect_arms, on_scenes, paired
+from vat.measure.arms import analyse, collect_arms
 from vat.report.cross import falsification_section
 from vat.report.format import fmt, fmt_estimate, fmt_gnd, fmt_p, label, md_frame
 from vat.report.frontier import frontier_section
@@ -40,122 +34,6 @@ log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------- analysis
-def analyse(arms: list[dict], ci: float = 0.95, n_boot: int = 2000) -> dict[str, Any]:
-    """repeats / net / regression tables (DataFrames) and per-arm result objects."""
-    rep_rows, net_rows, reg_rows, nets, regs = [], [], [], [], []
-    for a in arms:
-        D, scenes, values = stack_runs(a["runs"])
-        a["D"], a["scenes"], a["values"] = D, scenes, values
-        s = summarize_arm(D, values, a["value"], n_boot=n_boot, ci=ci)
-        a["summary"] = s
-        rep_rows.append({
-            "model": a["model"], "value": a["value"], "method": a["method"], "probe": a["probe"],
-            "settings": " ".join(a["settings"]), "n_seeds": s.n_seeds,
-            "seeds": ",".join(str(x) for x in a["seeds"]), "n_scenes": s.n_scenes,
-            "gain": s.gain.value, "gain_lo": s.gain.lo, "gain_hi": s.gain.hi, "p_gain": s.gain.p,
-            "gnd_l1": s.gnd["raw"], "gnd_l1_bc": s.gnd["bc"], "gnd_lo": s.gnd["lo"],
-            "gnd_hi": s.gnd["hi"], "sd_gain_between_seeds": s.sd_gain,
-            "sd_gnd_between_seeds": s.sd_gnd, "cells": ",".join(a["cells"]),
-        })  # fmt: skip
-    by_key = {(a["model"], a["value"], a["method"], a["probe"], a["settings"]): a for a in arms}
-    for a in arms:
-        if not a["control_of"]:
-            continue
-        real = by_key.get((a["model"], a["value"], a["control_of"], a["probe"], a["settings"]))
-        if real is None:
-            continue
-        D_real, D_plac, scenes = paired(real, a)
-        r = net_of_placebo(D_real, D_plac, real["values"], a["value"], n_boot=n_boot, ci=ci)
-        nets.append((real, a, r))
-        for v in real["values"]:
-            e = r.net[v]
-            net_rows.append({
-                "model": a["model"], "target": a["value"], "method": real["method"],
-                "placebo": a["method"], "probe": a["probe"], "value": v,
-                "is_target": v == a["value"], "real": r.real.shift[v].value,
-                "real_lo": r.real.shift[v].lo, "real_hi": r.real.shift[v].hi,
-                "placebo_shift": r.placebo.shift[v].value, "placebo_lo": r.placebo.shift[v].lo,
-                "placebo_hi": r.placebo.shift[v].hi, "net": e.value, "net_lo": e.lo,
-                "net_hi": e.hi, "p_net": e.p, "p_net_holm": r.p_holm.get(v, np.nan),
-                "n_seeds_real": r.real.n_seeds, "n_seeds_placebo": r.placebo.n_seeds,
-                "n_scenes": len(scenes),
-            })  # fmt: skip
-    for a in arms:
-        if a["control_of"]:
-            continue
-        reg = _regression(a, ci)
-        if reg is None:
-            continue
-        regs.append((a, reg))
-        for row in reg.table().to_dict(orient="records"):
-            reg_rows.append({"model": a["model"], "target": a["value"], "method": a["method"],
-                             "probe": a["probe"], **row})  # fmt: skip
-    return {"repeats": pd.DataFrame(rep_rows), "net": pd.DataFrame(net_rows),
-            "regression": pd.DataFrame(reg_rows), "nets": nets, "regs": regs,
-            "over_targets": _over_targets(arms, ci, n_boot)}  # fmt: skip
-
-
-def _over_targets(arms: list[dict], ci: float, n_boot: int) -> pd.DataFrame:
-    """Per model x method x probe (x other settings) with 2+ targets: the mean tax over them."""
-    groups: dict[tuple, list[dict]] = {}
-    for a in arms:
-        groups.setdefault((a["model"], a["method"], a["probe"], a["settings"]), []).append(a)
-    rows = []
-    for (model, method, probe, _), g in groups.items():
-        if len({a["value"] for a in g}) < 2:
-            continue
-        shared = sorted(set.intersection(*(set(a["scenes"]) for a in g)))
-        arms_t = [(a["value"], on_scenes(a, shared)) for a in g]
-        agg = aggregate_over_targets(arms_t, g[0]["values"], n_boot=n_boot, ci=ci)
-        rows.append({"model": model, "method": method, "probe": probe, "n_targets": len(g),
-                     "targets": ",".join(agg.targets), "gnd_l1": agg.gnd["raw"],
-                     "gnd_l1_bc": agg.gnd["bc"], "gnd_lo": agg.gnd["lo"], "gnd_hi": agg.gnd["hi"],
-                     "nvat_excess": agg.nvat["value"], "nvat_lo": agg.nvat["lo"],
-                     "nvat_hi": agg.nvat["hi"], "nvat_offdiag": agg.nvat["raw"]})  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-_ITEMS: dict[str, Any] = {}
-
-
-def _heldout(cfg):
-    """The held-out items of a cell's data config, in its taxonomy (a cell saved before taxonomies
-    were objects: the default one); loaded once per distinct config."""
-    from hydra.utils import instantiate
-
-    from vat.taxonomy import load_taxonomy
-
-    tax_cfg = cfg.get("taxonomy")
-    key = OmegaConf.to_yaml(cfg.data) + OmegaConf.to_yaml(tax_cfg or {})
-    if key not in _ITEMS:
-        taxonomy = instantiate(tax_cfg) if tax_cfg is not None else load_taxonomy()
-        load = instantiate(cfg.data, _partial_=True, _convert_="all")
-        _ITEMS[key] = load(taxonomy=taxonomy).heldout()
-    return _ITEMS[key]
-
-
-def _regression(a: dict, ci: float):
-    try:
-        held = _heldout(a["cfg"])
-    except Exception as e:  # the data are not where the cell found them: say so, skip
-        log.warning("referee regression for %s skipped: could not load its data (%s)",
-                    a["cells"][0], e)  # fmt: skip
-        return None
-    scenes, values = a["scenes"], a["values"]
-    cov = register_covariates(held, scenes, values)
-    masses = a["mass"]
-    if all(m is not None for m in masses):
-        aligned = []
-        for (sc, _, _), m in zip(a["runs"], masses, strict=True):
-            full = np.full((len(scenes), len(values)), np.nan)
-            full[[scenes.index(s) for s in sc]] = m
-            aligned.append(full)
-        cov["mass_change"] = np.stack(aligned)
-    place = {it.scene_id: f"{it.country}|{it.domain}" for it in held}
-    clusters = [place.get(s, s) for s in scenes]
-    return referee_regression(a["D"], values, a["value"], clusters, covariates=cov, ci=ci)
-
-
 # ---------------------------------------------------------------------------- writing
 def controls_section(sweep_dir: Path, out: Path, cells: dict[str, dict],
                      ci: float = 0.95, n_boot: int = 2000) -> list[str]:  # fmt: skip

@@ -51,38 +51,14 @@ def _strongest_links(c: Mapping[str, Any], k: int = 3) -> list[str]:
 def falsification_section(sweep_dir, out, nets: list, ci: float, n_boot: int) -> list[str]:
     """Sweep report: per real arm with a placebo, the predictions' verdicts net of the placebo over
     seeds, with the design's minimum detectable effects (`vat.measure.falsify`); ``nets``: the
-    (real arm, placebo arm, NetOfPlacebo) triples of `vat.report.controls.analyse`. Writes
+    (real arm, placebo arm, NetOfPlacebo) triples of `vat.measure.arms.analyse`. Writes
     ``falsification.json``. Empty when no cell stated a prediction."""
     import json
 
-    from omegaconf import OmegaConf
-
-    from vat.measure.falsify import arm_verdicts
+    from vat.measure.falsify import falsification_rows
     from vat.metrics import to_jsonable
-    from vat.report.arms import cross_runs, paired
-    from vat.taxonomy import DEFAULT_TAXONOMY, taxonomy_named
 
-    rows = []
-    for real, plac, _ in nets:
-        settings = OmegaConf.select(real["cfg"], "prediction")
-        taxonomy = taxonomy_named(
-            OmegaConf.select(real["cfg"], "taxonomy.name", default=DEFAULT_TAXONOMY)
-        )
-        if settings is None or taxonomy is None:
-            continue
-        D_real, D_plac, scenes = paired(real, plac)
-        cross = {}
-        for tax in OmegaConf.select(real["cfg"], "measure", default=None) or []:
-            xr, xp = (
-                cross_runs(sweep_dir, real, tax, scenes),
-                cross_runs(sweep_dir, plac, tax, scenes),
-            )
-            if xr is not None and xp is not None:
-                cross[tax] = (xr[0], xp[0], xr[1])
-        verdicts = arm_verdicts(D_real, D_plac, list(real["values"]), real["value"], taxonomy,
-                                cross, OmegaConf.to_container(settings), n_boot=n_boot, ci=ci)  # fmt: skip
-        rows.append({"model": real["model"], "target": real["value"], "method": real["method"],
-                     "placebo": plac["method"], "probe": real["probe"], "verdicts": verdicts})  # fmt: skip
+    rows = falsification_rows(sweep_dir, nets, ci=ci, n_boot=n_boot)
     if not rows:
         return []
     body_json = json.dumps(to_jsonable(rows), indent=2, allow_nan=False)

@@ -14,12 +14,12 @@ number *significant* only when the p-value of its own test is below ``1 - ci``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pandas as pd
 
-from vat.metrics import VATResult, holm
+from vat.metrics import VATResult
 from vat.taxonomy import display_label, parent_value
 
 #: How an undefined number is printed.
@@ -203,13 +203,6 @@ def verdict(p: Any, alpha: float, yes: str, no: str) -> str:
     if not finite(p):
         return ""
     return yes if float(p) < alpha else no
-
-
-def holm_of(p: Mapping[str, Any]) -> dict[str, float]:
-    """Holm-adjusted p-values of a family given as ``{name: p}`` (NaN kept)."""
-    names = list(p)
-    adj = holm([num(p[k]) for k in names]) if names else []
-    return {k: float(x) for k, x in zip(names, adj, strict=True)}
 
 
 def contains_zero(pair: tuple[float, float]) -> bool:

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vat.measure.arms import paired
 from vat.metrics.frontier import arm_nvat, tax_difference
-from vat.report.arms import paired
 from vat.report.curves import plot_gain_vs_tax
 from vat.report.format import fmt, fmt_estimate, fmt_gnd, fmt_interval, fmt_p, label, md_table
 

@@ -21,7 +21,6 @@ from vat.report.format import (
     fmt,
     fmt_p,
     fmt_ratio_interval,
-    holm_of,
     hub_freq_text,
     interval,
     label,
@@ -139,7 +138,7 @@ def hubs_section(result: VATResult) -> list[str]:
             "",
         ]
         return out
-    hub_holm = holm_of(r.hub_p or {})
+    hub_holm = r.hub_p_holm or {}  # older result files lack it: shown as n/a
     freq = [
         f"{label(h)} is a top-{r.hub_k} hub in {hub_freq_text(r, h)} of resamples"
         for h in r.hubs

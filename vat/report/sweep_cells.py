@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
 
 from vat.metrics import benjamini_hochberg
 from vat.metrics.fields import BY_NAME, SWEEP, TRAJECTORY, flat_row, names
-from vat.results import cell_results
+from vat.results import FINISHED, cell_meta, cell_results
 from vat.sweep.manifest import STATUS, read_json, read_manifest
 
 #: p-value columns adjusted by Benjamini-Hochberg across the table's rows -> their adjusted column.
@@ -31,8 +30,6 @@ TABLE_COLUMNS = ["model", "value", "method", "probe", "point",
                  *[c for f in names(SWEEP) for c in (f, BH_COLUMNS.get(f)) if c], "cell"]  # fmt: skip
 #: Columns of a trajectory point (curve rows and per-strength results share these names).
 TRAJ_KEYS = tuple(names(TRAJECTORY))
-#: Statuses whose cells have results to read (``unknown``: a cell dir the manifest lacks).
-FINISHED = ("done", "unknown")
 
 
 def _num(x: Any) -> float | None:
@@ -60,41 +57,6 @@ def sweep_cells(sweep_dir: Path) -> dict[str, dict]:
         if st:  # the cell's own file is the latest word on it
             c.update({k: st[k] for k in ("status", "error", "finished") if k in st})
     return cells
-
-
-def cell_config(cell_dir: Path) -> DictConfig | None:
-    """The config a cell ran with (its ``config.yaml``); None before it started."""
-    f = cell_dir / "config.yaml"
-    return OmegaConf.load(f) if f.is_file() else None
-
-
-def cell_meta(cell_dir: Path, overrides: list[str]) -> dict[str, str]:
-    """Model, target value and method (or intervention) of a cell, from its saved config."""
-    meta = {"model": "?", "value": "?", "method": "?"}
-    cfg = cell_config(cell_dir)
-    if cfg is not None:
-        meta["model"] = str(OmegaConf.select(cfg, "model.name", default="?"))
-        meta["value"] = str(OmegaConf.select(cfg, "value.name", default="?"))
-        method = OmegaConf.select(cfg, "method.name", default=None)
-        if method is None:  # an evaluate.py cell: the intervention or the checkpoint
-            post = OmegaConf.select(cfg, "post_model", default=None)
-            method = "checkpoint" if post else _intervention_name(cfg)
-        meta["method"] = str(method)
-    for o in overrides:  # cells that never started have no config yet
-        k, _, v = o.partition("=")
-        if k in meta and meta[k] == "?":
-            meta[k] = v
-    return meta
-
-
-def _intervention_name(cfg) -> str:
-    """An evaluate.py cell's intervention as its class names it (prompting, prompting_placebo)."""
-    target = str(OmegaConf.select(cfg, "intervention._target_", default="") or "")
-    if target.endswith(".Prompting"):
-        return "prompting_placebo" if OmegaConf.select(cfg, "intervention.placebo") else "prompting"
-    if target.endswith(".NoIntervention"):
-        return "none"
-    return str(OmegaConf.select(cfg, "intervention.name", default="?"))
 
 
 def point_row(res: dict) -> dict[str, Any]:
