@@ -148,3 +148,27 @@ def test_recovers_planted_structure():
     pa, ps = values.index("power"), values.index("security")
     assert res.R_p_holm[pa][ps] < 0.05
     assert all(res.hub_top_freq[v] > 0.9 for v in ("power", "achievement", "security"))
+
+
+def test_a_result_file_from_before_taxonomies_were_objects_still_loads_and_renders():
+    """vat.json written before the taxonomy, structure and hub-Holm fields: Schwartz's circle,
+    its structure section from the circumplex fields, hub Holm shown as missing."""
+    from vat.metrics.fields import SWEEP, flat_row
+    from vat.report.sections import structure_section
+
+    rng = np.random.default_rng(0)
+    pre = rng.normal(size=(20, 10))
+    new = M.compute_vat(pre, pre + rng.normal(size=(20, 10)), "power", SCHWARTZ,
+                        n_bootstrap=20, n_permutations=50).to_dict()  # fmt: skip
+    old = {k: v for k, v in new.items()
+           if k not in ("taxonomy", "structure_kind", "structure", "hub_p_holm")}  # fmt: skip
+    r = M.VATResult.from_json(json.dumps(old))
+    assert (r.taxonomy, r.structure_kind, r.structure, r.hub_p_holm) == (
+        "schwartz",
+        "circle",
+        {},
+        {},
+    )
+    section = "\n".join(structure_section(r))
+    assert "Structure: the circle" in section and "RTHOR" not in section  # not in the old file
+    assert flat_row(old, SWEEP)["nvat_offdiag_excess"] == new["nvat_offdiag_excess"]
