@@ -62,3 +62,14 @@ def test_wandb_anonymous_key_dropped():
     lg = Fake()
     drop_wandb_anonymous([lg, object()])
     assert lg._wandb_init == {"project": "vat"}
+
+
+def test_library_internal_deprecations_are_silenced_and_others_kept():
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        quiet_library_noise()
+        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", stacklevel=1)
+        warnings.warn("`is_gradient_checkpointing` is deprecated and will be removed", stacklevel=1)
+        warnings.warn("You defined a `validation_step` but have no `val_dataloader`.", stacklevel=1)
+        warnings.warn("`foo` is deprecated", stacklevel=1)
+    assert [str(w.message) for w in seen] == ["`foo` is deprecated"]

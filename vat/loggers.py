@@ -20,6 +20,8 @@ from lightning.pytorch.loggers import CSVLogger as _LightningCSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter as _LightningWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
+from vat.quiet import drop_wandb_anonymous
+
 log = logging.getLogger(__name__)
 
 # What Lightning, `vat.train` and `VATCallback` call on a logger; `guard` wraps each one it has.
@@ -143,10 +145,12 @@ def wandb_logger(save_dir: str, project: str = "vat", name: str | None = None, g
             "wandb sync %s/wandb/offline-run-*",
             out,
         )
-    return WandbLogger(
+    logger = WandbLogger(
         project=project, name=name, group=group, job_type=job_type, save_dir=str(out), id=run_id,
         resume="allow", mode=mode, tags=tags,
     )  # fmt: skip
+    drop_wandb_anonymous([logger])  # before its run starts: W&B warns about the key Lightning sets
+    return logger
 
 
 class _AppendingWriter(_LightningWriter):

@@ -9,7 +9,10 @@ model or cluster) stays:
   resolved ``config.yaml`` that `vat.run.setup` wrote there for this very run;
 - Lightning's tip to install litlogger (an advertisement, logged at INFO on every fit);
 - W&B's "The anonymous setting has no effect": Lightning's `WandbLogger` always passes
-  ``anonymous=None``, which W&B warns about; dropping the key changes nothing else.
+  ``anonymous=None``, which W&B warns about; dropping the key changes nothing else;
+- library deprecations raised by the libraries' own calls, not the user's code: Lightning's
+  ``LeafSpec`` notice and transformers' ``is_gradient_checkpointing`` one; and Lightning's
+  "validation_step but no val_dataloader" (vat's modules define the step for users who add one).
 """
 
 from __future__ import annotations
@@ -22,6 +25,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 _SRUN = r"The `srun` command is available on your system but is not used"
+_LIBRARY_INTERNAL = (
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    r"`is_gradient_checkpointing` is deprecated",
+    r"You defined a `validation_step` but have no `val_dataloader`",
+)
 
 
 class _DropLitLoggerTip(logging.Filter):
@@ -33,6 +41,8 @@ def quiet_library_noise(checkpoint_dir: Path | None = None) -> None:
     """Install the filters above (idempotent); ``checkpoint_dir``: this run's, if fresh."""
     if "SLURM_JOB_ID" not in os.environ:
         warnings.filterwarnings("ignore", message=_SRUN)
+    for msg in _LIBRARY_INTERNAL:
+        warnings.filterwarnings("ignore", message=msg)
     if checkpoint_dir is not None:
         d = Path(checkpoint_dir)
         if not d.is_dir() or {p.name for p in d.iterdir()} <= {"config.yaml"}:

@@ -25,7 +25,6 @@ from vat.measure import measure_probes, model_key
 from vat.metrics import to_jsonable
 from vat.models import as_spec, load_tokenizer
 from vat.preflight import check_items
-from vat.quiet import drop_wandb_anonymous
 from vat.report.training import final_report
 from vat.run import build_cross, build_items, setup
 from vat.trainer import (
@@ -67,11 +66,11 @@ def train(cfg: DictConfig) -> dict:
         model_key=model_key(cfg.model), out_dir=out, cross=build_cross(cfg, items),
     )  # fmt: skip
     trainer = build_trainer(cfg, strategy, build_callbacks(cfg, vat_cb))
-    drop_wandb_anonymous(trainer.loggers)  # before the W&B run starts (at the first log)
     if "value_gap" in summary:  # no empty metrics row for methods without a reference
         for lg in trainer.loggers:
             lg.log_metrics({f"value_gap/{k}": v for k, v in summary["value_gap"].items()
                             if isinstance(v, int | float)}, step=0)  # fmt: skip
+    table = None
     walltime_signal_guard("fit")  # Lightning installs its requeue handler only over the default
     try:
         try:
@@ -83,7 +82,7 @@ def train(cfg: DictConfig) -> dict:
         if trainer.is_global_zero:
             summary["export"] = export_hf(policy, tokenizer, out)
             summary["final"] = final_report(out, vat_cb, summary, cfg)
-            print(end_of_run_table(vat_cb, out))
+            table = end_of_run_table(vat_cb, out)
             (out / "summary.json").write_text(
                 json.dumps(to_jsonable(summary), indent=2, allow_nan=False)
             )
@@ -91,6 +90,8 @@ def train(cfg: DictConfig) -> dict:
     finally:
         finish_wandb()  # the next cell of a multirun must start its own W&B run
         close_process_group()
+    if table:
+        print(table)  # last, after W&B's own summary: what the user reads when the run ends
     return summary
 
 
