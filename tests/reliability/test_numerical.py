@@ -12,6 +12,11 @@ from tests.schwartz import BASIC_VALUES, SCHWARTZ
 from vat import metrics as M
 
 
+def vat_of(pre, post, **resampling):
+    """Security as the target, eps = 1e-3 in score units."""
+    return M.compute_vat(pre, post, "security", SCHWARTZ, eps=1e-3, eps_units="score", **resampling)
+
+
 @pytest.mark.parametrize("gain", [0.0, 1e-9, -4e-4, 9.9e-4])
 def test_gain_below_eps_gives_nan_tax_with_a_flag(gain):
     rng = np.random.default_rng(0)
@@ -21,16 +26,7 @@ def test_gain_below_eps_gives_nan_tax_with_a_flag(gain):
     post[:, t] = pre[:, t] + gain  # the target moves by exactly `gain` in every scene
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no divide-by-zero or invalid-value warnings either
-        r = M.compute_vat(
-            pre,
-            post,
-            "security",
-            SCHWARTZ,
-            eps=1e-3,
-            eps_units="score",
-            n_bootstrap=50,
-            n_permutations=50,
-        )
+        r = vat_of(pre, post, n_bootstrap=50, n_permutations=50)
     assert r.gain == pytest.approx(gain, abs=1e-12) and r.gain_too_small
     assert math.isnan(r.gnd_l1) and all(math.isnan(x) for x in r.tau.values())
     data = json.loads(r.to_json(), parse_constant=lambda c: pytest.fail(f"JSON constant {c}"))
@@ -45,14 +41,5 @@ def test_gain_just_above_eps_is_finite():
     post = pre + 0.2 * rng.normal(size=(40, 10))
     t = BASIC_VALUES.index("security")
     post[:, t] = pre[:, t] + 2e-3
-    r = M.compute_vat(
-        pre,
-        post,
-        "security",
-        SCHWARTZ,
-        eps=1e-3,
-        eps_units="score",
-        n_bootstrap=0,
-        n_permutations=0,
-    )
+    r = vat_of(pre, post, n_bootstrap=0, n_permutations=0)
     assert not r.gain_too_small and math.isfinite(r.gnd_l1)
