@@ -8,7 +8,6 @@ so a killed evaluation re-run reuses them.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 
@@ -51,11 +50,11 @@ def score_cached(probe, model, tokenizer, items: ItemSet, ctx: PromptContext | N
         # No file lock across the collective scoring: a rank holding it while the others wait
         # on it would deadlock. The entry is renamed into place whole, so `exists` is enough.
         cached = D.broadcast(
-            ProbeResult.load(target) if D.is_rank_zero() and target.exists() else None
+            ProbeResult.load(target, tax) if D.is_rank_zero() and target.exists() else None
         )
         if cached is not None:
             log.info("pre state from cache: %s", target)
-            return dataclasses.replace(cached, taxonomy=tax)
+            return cached
         result = probe.score(model, tokenizer, items, ctx)
         if D.is_rank_zero():
             with build_once(target) as tmp:
@@ -65,7 +64,7 @@ def score_cached(probe, model, tokenizer, items: ItemSet, ctx: PromptContext | N
     with build_once(target) as tmp:
         if tmp is None:
             log.info("pre state from cache: %s", target)
-            return dataclasses.replace(ProbeResult.load(target), taxonomy=tax)
+            return ProbeResult.load(target, tax)
         result = probe.score(model, tokenizer, items, ctx)
         result.save(tmp)
     return result

@@ -116,12 +116,15 @@ class ProbeResult:
         return d
 
     @classmethod
-    def load(cls, directory: str | Path) -> ProbeResult:
+    def load(cls, directory: str | Path, taxonomy: Taxonomy | None = None) -> ProbeResult:
+        """Read back what `save` wrote. ``taxonomy``: the one to read it with (a cache entry is
+        read with the run's own: the file its saver named may be gone); by default the one saved
+        beside it (states saved before taxonomies were objects: Schwartz's, the default)."""
         d = Path(directory)
         meta = json.loads((d / "meta.json").read_text())
         probe = meta.pop("probe")
-        # States saved before taxonomies were objects are Schwartz's (load_taxonomy's default).
-        taxonomy = load_taxonomy(**meta.pop("taxonomy", {}))
+        ref = meta.pop("taxonomy", {})
+        taxonomy = taxonomy if taxonomy is not None else load_taxonomy(**ref)
         items, units = pd.read_parquet(d / "items.parquet"), pd.read_parquet(d / "units.parquet")
         return cls(probe, items, units, meta, taxonomy)
 
