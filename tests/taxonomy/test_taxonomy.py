@@ -155,3 +155,29 @@ def test_load_from_path_and_unknown_name(tmp_path):
         load_taxonomy("nope")
     with pytest.raises(TaxonomyError, match=r"taxonomy.path=.*missing.yaml: file not found"):
         load_taxonomy(path=str(tmp_path / "missing.yaml"))
+
+
+def test_parents_of_values_and_micro_values():
+    assert S.parents(["Benevolence", "power"]) == ["benevolence", "power"]
+    assert S.parents(["helpful", "wealth", "devout"]) == ["benevolence", "power", "tradition"]
+    assert S.structure.slot(S.parents(["obedient"])[0]) == 6
+
+
+def test_saved_states_are_read_with_the_given_taxonomy_when_the_saved_file_is_gone(tmp_path):
+    """A pre-state cache entry outlives the user's taxonomy file it was saved with."""
+    import pandas as pd
+
+    from vat.probes.base import ProbeResult
+
+    f = tmp_path / "toy.yaml"
+    f.write_text("name: toy\nvalues: [{name: a}, {name: b}]\n")
+    toy = load_taxonomy(path=str(f))
+    units = pd.DataFrame({"scene_id": ["s0", "s0"], "value": ["a", "b"],
+                          "micro_value": ["a", "b"], "score": [1.0, 2.0]})  # fmt: skip
+    ProbeResult("likelihood", units.assign(pref=0.0), units, {}, toy).save(tmp_path / "state")
+    f.unlink()
+    load_taxonomy.cache_clear()
+    with pytest.raises(TaxonomyError, match="file not found"):
+        ProbeResult.load(tmp_path / "state")
+    again = ProbeResult.load(tmp_path / "state", toy)
+    assert again.taxonomy is toy and again.state()[1] == ["a", "b"]

@@ -40,8 +40,8 @@ class Field:
     places: frozenset[str] = _ALL
 
     def read(self, d: Mapping[str, Any]) -> Any:
-        if self.name in d and (isinstance(self.source, tuple) or self.source != self.name):
-            return d[self.name]  # a flat row read back
+        if self.name in d:  # a flat row read back (or a result field of the same name)
+            return d[self.name]
         if isinstance(self.source, tuple):
             key, end = self.source
             iv = (d.get("intervals") or {}).get(key)

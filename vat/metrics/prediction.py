@@ -59,6 +59,7 @@ import numpy as np
 import yaml
 from scipy import stats
 
+from vat.metrics.structure import _NAN, _TOL, RngLike
 from vat.metrics.structure import _permutations as structure_permutations
 
 __all__ = [
@@ -73,10 +74,7 @@ __all__ = [
     "prediction_verdict",
 ]
 
-_NAN = float("nan")
-_TOL = 1e-12  # a permuted statistic within this of the observed one counts as ">="
 Method = Literal["cosine", "spearman"]
-RngLike = np.random.Generator | int | None
 
 AS_PREDICTED = "structured as predicted"
 OTHERWISE = "structured, but not as predicted"

@@ -310,10 +310,7 @@ def structure_stats(taxonomy: Taxonomy, names, t: int, R: np.ndarray, m: np.ndar
         return {"cluster_contrast": c.contrast, "cluster_within": c.within,
                 "cluster_between": c.between, "cluster_p": c.p_value}  # fmt: skip
     circle = taxonomy.structure
-    parents = (
-        [taxonomy.value_of(n) for n in names] if names[0] not in taxonomy.value_names else names
-    )
-    slots = [circle.slot(v) for v in parents]
+    slots = [circle.slot(v) for v in taxonomy.parents(names)]
     rt = rthor(R, slots, circle.n_slots, n_perm=B, rng=rng)
     ang = taxonomy.angles(names)
     mask = np.ones(len(names), dtype=bool)

@@ -73,9 +73,7 @@ def _circumplex_thetas(names: tuple[str, ...], taxonomy: Taxonomy) -> np.ndarray
     """
     circle = taxonomy.structure
     slot_rad = 2 * math.pi / circle.n_slots
-    names, level = taxonomy.level_of(names)
-    basics = names if level == "basic" else [taxonomy.value_of(n) for n in names]
-    slots = [circle.slot(b) for b in basics]
+    slots = [circle.slot(b) for b in taxonomy.parents(names)]
     out = np.empty(len(names))
     for s in set(slots):
         members = [i for i, k in enumerate(slots) if k == s]

@@ -257,22 +257,23 @@ class Taxonomy:
         """``circle``, ``clusters`` or ``none``."""
         return self.structure.kind if self.structure is not None else "none"
 
+    def parents(self, names: Sequence[str]) -> list[str]:
+        """The value of each value or micro-value name (a value is its own)."""
+        names, level = self.level_of(names)
+        return list(names) if level == "basic" else [self.value_of(m) for m in names]
+
     def angles(self, names: Sequence[str]) -> np.ndarray | None:
         """Circle angles (radians) of values or micro-values (a micro-value takes its value's);
         None when the taxonomy has no circle."""
         if not isinstance(self.structure, Circle):
             return None
-        names, level = self.level_of(names)
-        parents = names if level == "basic" else [self.value_of(m) for m in names]
-        return np.array([self.structure.angle(v, radians=True) for v in parents])
+        return np.array([self.structure.angle(v, radians=True) for v in self.parents(names)])
 
     def cluster_labels(self, names: Sequence[str]) -> list[str | None] | None:
         """Cluster of each value or micro-value (None: stands apart); None without clusters."""
         if not isinstance(self.structure, Clusters):
             return None
-        names, level = self.level_of(names)
-        parents = names if level == "basic" else [self.value_of(m) for m in names]
-        return [self.structure.cluster_of(v) for v in parents]
+        return [self.structure.cluster_of(v) for v in self.parents(names)]
 
 
 def _check_names(names: Sequence[str], where: str) -> None:
