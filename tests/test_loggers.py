@@ -167,18 +167,16 @@ def test_a_reused_run_dir_resumes_its_wandb_run(tmp_path, caplog):
 
 def test_a_resumed_run_appends_to_its_one_csv_folder(tmp_path):
     """Lightning's CSVLogger started ``version_1`` when a requeued SLURM job resumed (a fixed
-    version would delete the first part); `one_folder` keeps one ``version_0`` and appends, with
-    the earlier columns kept and a new one added."""
+    version would delete the first part); `vat.loggers.CSVLogger`, the configs' CSV logger,
+    keeps one ``version_0`` and appends, with the earlier columns kept and a new one added."""
     import csv
-
-    from lightning.pytorch.loggers import CSVLogger
 
     for steps, metrics in (
         (range(3), {"train/loss": 0.5}),
         (range(3, 5), {"train/loss": 0.4, "lr": 1.0}),
     ):
-        lg = VL.one_folder(CSVLogger(tmp_path, name="csv", flush_logs_every_n_steps=7))
-        assert isinstance(lg, VL.CSVLogger) and lg._flush_logs_every_n_steps == 7
+        lg = VL.CSVLogger(tmp_path, name="csv", flush_logs_every_n_steps=7)
+        assert lg._flush_logs_every_n_steps == 7
         for s in steps:
             lg.log_metrics(metrics, step=s)
         lg.finalize("success")
@@ -186,4 +184,10 @@ def test_a_resumed_run_appends_to_its_one_csv_folder(tmp_path):
     rows = list(csv.DictReader((tmp_path / "csv" / "version_0" / "metrics.csv").open()))
     assert [int(r["step"]) for r in rows] == [0, 1, 2, 3, 4]
     assert [r["lr"] for r in rows] == ["", "", "", "1.0", "1.0"]
-    assert VL.one_folder(CSVLogger(tmp_path, version=3)).version == 3  # a chosen version stays
+    assert VL.CSVLogger(tmp_path, version=3).version == 3  # a chosen version stays
+
+
+def test_every_shipped_logger_preset_logs_csv_into_one_folder(compose_cfg):
+    for preset in ("csv", "wandb", "tensorboard"):
+        cfg = compose_cfg("train", [f"logger={preset}"])
+        assert cfg.logger.csv._target_ == "vat.loggers.CSVLogger", preset

@@ -187,13 +187,3 @@ class CSVLogger(_LightningCSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _AppendingWriter(log_dir=self.log_dir)
         return self._experiment
-
-
-def one_folder(logger):
-    """`logger` as our `CSVLogger` if it is Lightning's (same directory, name and settings; version
-    0 unless it had one), else as it is. The configs name Lightning's class (``logger=csv``)."""
-    if type(logger) is not _LightningCSVLogger:
-        return logger
-    return CSVLogger(logger.save_dir, name=logger.name, version=logger._version,
-                     prefix=logger._prefix,
-                     flush_logs_every_n_steps=logger._flush_logs_every_n_steps)  # fmt: skip

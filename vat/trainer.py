@@ -9,16 +9,15 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from vat.checkpoint import AtomicCheckpointIO, recover_checkpoints
 from vat.launch.devices import device_count
 from vat.launch.requeue import WalltimeRequeue
-from vat.loggers import guard_all, one_folder
+from vat.loggers import guard_all
 from vat.metrics import to_jsonable
 
 log = logging.getLogger(__name__)
@@ -74,9 +73,9 @@ def build_trainer(cfg: DictConfig, strategy, callbacks: list) -> L.Trainer:
         cfg.batch.global_size, cfg.batch.micro_size, world_size(cfg.trainer)
     )
     # a logger that fails mid-run warns instead of stopping training (the curve is on disk anyway);
-    # the CSV log stays in one folder when the run resumes (`vat.loggers.one_folder`)
+    # (conf/logger: vat.loggers.CSVLogger keeps the CSV log in one folder when the run resumes)
     loggers = (
-        guard_all([one_folder(instantiate(lg)) for lg in cfg.logger.values() if lg])
+        guard_all([instantiate(lg) for lg in cfg.logger.values() if lg])
         if cfg.get("logger")
         else False
     )
@@ -104,23 +103,7 @@ def build_callbacks(cfg: DictConfig, vat_callback) -> list:
     if getattr(rank_zero_only, "rank", 0) == 0:  # from the launcher's env: no process group yet
         recover_checkpoints(ckpt_dir)  # a write that a crash cut short: undone, never loaded
     OmegaConf.save(cfg, ckpt_dir / "config.yaml")
-    return [vat_callback if k == "vat" else _callback(c) for k, c in cfg.callbacks.items() if c]
-
-
-def _callback(node: DictConfig):
-    """A callback from its config node; a `ModelCheckpoint` overwrites its files by name.
-
-    With Lightning's version counter (its default), a ``last.ckpt`` that this ModelCheckpoint did
-    not write (`PreemptionCallback` writes one on SIGTERM, which ``scontrol requeue`` sends) made
-    every later "last" checkpoint of the run ``last-v1.ckpt``, and ``last.ckpt`` stayed stale. A
-    config that sets ``enable_version_counter`` keeps its choice.
-    """
-    if (
-        issubclass(get_class(node._target_), ModelCheckpoint)
-        and "enable_version_counter" not in node
-    ):
-        return instantiate(node, enable_version_counter=False)
-    return instantiate(node)
+    return [vat_callback if k == "vat" else instantiate(c) for k, c in cfg.callbacks.items() if c]
 
 
 def interrupted(trainer: L.Trainer, out: Path, summary: dict) -> dict:
